@@ -1,0 +1,3 @@
+from gan4rec.cli import main
+
+raise SystemExit(main())

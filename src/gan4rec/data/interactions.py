@@ -1,0 +1,436 @@
+"""Immutable users x items implicit-feedback matrix, with optional ratings, timestamps and side features.
+
+An :class:`Interactions` is a CSR matrix (rows = users, columns = items) whose stored entries are the
+positive interactions. Entries within a row are sorted by item index. Optional per-entry arrays
+(``ratings``, ``timestamps``) are aligned with the CSR ``indices``. Side features are named arrays whose
+first axis runs over users (``user_features``) or items (``item_features``).
+
+All arrays are read-only; operations return new objects. Raw ids live in the two :class:`IdMap`; everything
+inside is an index.
+
+::
+
+    users x items          indptr  = [0, 2, 3]
+        i0 i1 i2           indices = [0, 2, 1]
+    u0 [ 1  .  1 ]         ratings = [4, 5, 3]   (optional, aligned with indices)
+    u1 [ .  1  . ]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from gan4rec.data.idmap import IdMap
+from gan4rec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import polars as pl
+
+__all__ = ["Interactions", "Duplicates"]
+
+Duplicates = Literal["last", "first", "max", "error"]
+_DUPLICATES = ("last", "first", "max", "error")
+
+
+def _readonly(a: np.ndarray | None) -> np.ndarray | None:
+    if a is not None:
+        a.flags.writeable = False
+    return a
+
+
+def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, values in (feats or {}).items():
+        arr = np.asarray(values)
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise DataError(f"{what} feature {name!r} has {arr.shape[0] if arr.ndim else 0} rows, expected {n}")
+        out[str(name)] = _readonly(arr.copy())  # type: ignore[assignment]
+    return out
+
+
+class Interactions:
+    """Positive user-item interactions over fixed user and item :class:`IdMap`.
+
+    Build one with :meth:`from_arrays`, :meth:`from_indices`, :meth:`from_pandas` or :meth:`from_polars`
+    rather than with the constructor, which trusts its input to be canonical (rows sorted, no duplicates).
+    """
+
+    __slots__ = (
+        "indptr", "indices", "ratings", "timestamps", "user_map", "item_map",
+        "user_features", "item_features", "_csr",
+    )
+
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        *,
+        ratings: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        user_features: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.indptr: np.ndarray = _readonly(np.asarray(indptr, dtype=np.int64))  # type: ignore[assignment]
+        self.indices: np.ndarray = _readonly(np.asarray(indices, dtype=np.int32))  # type: ignore[assignment]
+        nnz = len(self.indices)
+        if len(self.indptr) != len(user_map) + 1 or self.indptr[-1] != nnz:
+            raise DataError("indptr does not match the user map and the number of entries")
+        if nnz and (self.indices.min() < 0 or self.indices.max() >= len(item_map)):
+            raise DataError("item index out of range of the item map")
+        for name, arr in (("ratings", ratings), ("timestamps", timestamps)):
+            if arr is not None and len(arr) != nnz:
+                raise DataError(f"{name} has {len(arr)} values, expected one per interaction ({nnz})")
+        self.ratings = _readonly(None if ratings is None else np.asarray(ratings, dtype=np.float32))
+        self.timestamps = _readonly(None if timestamps is None else np.asarray(timestamps, dtype=np.int64))
+        self.user_map = user_map
+        self.item_map = item_map
+        self.user_features = _check_features(user_features, len(user_map), "user")
+        self.item_features = _check_features(item_features, len(item_map), "item")
+        self._csr: sp.csr_matrix | None = None
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_indices(
+        cls,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        *,
+        ratings: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        duplicates: Duplicates = "last",
+        user_features: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, Any] | None = None,
+    ) -> Interactions:
+        """Build from index arrays (one entry per interaction, any order).
+
+        ``duplicates`` says what to do with repeated (user, item) pairs: keep the ``"last"`` or
+        ``"first"`` in input order, keep the one with the ``"max"`` rating, or raise (``"error"``).
+        """
+        if duplicates not in _DUPLICATES:
+            raise DataError(f"duplicates={duplicates!r}; expected one of {', '.join(_DUPLICATES)}")
+        u = np.asarray(user_idx, dtype=np.int64).reshape(-1)
+        i = np.asarray(item_idx, dtype=np.int64).reshape(-1)
+        if len(u) != len(i):
+            raise DataError(f"{len(u)} users but {len(i)} items: arrays must have the same length")
+        if len(u) and (u.min() < 0 or u.max() >= len(user_map)):
+            raise DataError("user index out of range of the user map")
+        if len(i) and (i.min() < 0 or i.max() >= len(item_map)):
+            raise DataError("item index out of range of the item map")
+        r = None if ratings is None else np.asarray(ratings, dtype=np.float32).reshape(-1)
+        t = None if timestamps is None else np.asarray(timestamps, dtype=np.int64).reshape(-1)
+        for name, arr in (("ratings", r), ("timestamps", t)):
+            if arr is not None and len(arr) != len(u):
+                raise DataError(f"{name} has {len(arr)} values, expected {len(u)}")
+        if duplicates == "max" and r is None:
+            raise DataError("duplicates='max' needs ratings")
+
+        n_items = len(item_map)
+        key = u * max(n_items, 1) + i
+        order = np.arange(len(u), dtype=np.int64)
+        if duplicates == "max":
+            assert r is not None
+            # Sort by key, then rating, then input order: the last of each run is the max (ties: last).
+            perm = np.lexsort((order, r, key))
+        else:
+            perm = np.lexsort((order, key))
+        key_s = key[perm]
+        if len(key_s):
+            new_run = np.empty(len(key_s), dtype=bool)
+            new_run[0] = True
+            np.not_equal(key_s[1:], key_s[:-1], out=new_run[1:])
+            if duplicates == "error" and not new_run.all():
+                j = perm[np.flatnonzero(~new_run)[0]]
+                raise DataError(
+                    f"duplicate interaction (user {user_map.ids[u[j]]!r}, item {item_map.ids[i[j]]!r}); "
+                    "pass duplicates='last', 'first' or 'max' to resolve"
+                )
+            if duplicates == "first":
+                keep = perm[new_run]
+            else:
+                last_of_run = np.empty(len(key_s), dtype=bool)
+                last_of_run[-1] = True
+                last_of_run[:-1] = new_run[1:]
+                keep = perm[last_of_run]
+        else:
+            keep = perm
+        u_k, i_k = u[keep], i[keep]
+        indptr = np.zeros(len(user_map) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u_k, minlength=len(user_map)), out=indptr[1:])
+        return cls(
+            indptr, i_k.astype(np.int32), user_map, item_map,
+            ratings=None if r is None else r[keep], timestamps=None if t is None else t[keep],
+            user_features=user_features, item_features=item_features,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any = None,
+        timestamps: Any = None,
+        *,
+        user_map: IdMap | None = None,
+        item_map: IdMap | None = None,
+        min_rating: float | None = None,
+        duplicates: Duplicates = "last",
+        user_features: Mapping[str, Any] | None = None,
+        item_features: Mapping[str, Any] | None = None,
+    ) -> Interactions:
+        """Build from raw-id arrays.
+
+        Parameters
+        ----------
+        users, items
+            Raw ids, integers or strings (never floats), one per interaction.
+        ratings, timestamps
+            Optional values, one per interaction.
+        user_map, item_map
+            Fixed maps to index into (an unknown id is a :class:`DataError`). By default the maps are the
+            sorted distinct ids seen here.
+        min_rating
+            The positive-feedback rule: keep interactions whose rating is ``>= min_rating``. ``None`` (the
+            default) counts every interaction as positive.
+        duplicates
+            Policy for repeated (user, item) pairs; see :meth:`from_indices`.
+        """
+        users = np.asarray(users)
+        items = np.asarray(items)
+        r = None if ratings is None else np.asarray(ratings, dtype=np.float64)
+        t = None if timestamps is None else np.asarray(timestamps)
+        if t is not None and t.dtype.kind not in "iu":
+            raise DataError(f"timestamps must be integers, got dtype {t.dtype}")
+        if r is not None and len(r) and not np.isfinite(r).all():
+            j = int(np.flatnonzero(~np.isfinite(r))[0])
+            raise DataError(f"rating of interaction {j} is not a finite number ({r[j]})")
+        if min_rating is not None:
+            if r is None:
+                raise DataError("min_rating needs ratings")
+            keep = r >= min_rating
+            users, items, r = users[keep], items[keep], r[keep]
+            t = None if t is None else t[keep]
+        if user_map is None:
+            user_map, u_idx = IdMap.encode(users)
+        else:
+            u_idx = cls._map(user_map, users, "user")
+        if item_map is None:
+            item_map, i_idx = IdMap.encode(items)
+        else:
+            i_idx = cls._map(item_map, items, "item")
+        return cls.from_indices(
+            u_idx, i_idx, user_map, item_map, ratings=r, timestamps=t, duplicates=duplicates,
+            user_features=user_features, item_features=item_features,
+        )
+
+    @staticmethod
+    def _map(idmap: IdMap, raws: np.ndarray, what: str) -> np.ndarray:
+        idx = idmap.lookup(raws)
+        if len(idx) and idx.min() < 0:
+            j = int(np.flatnonzero(idx < 0)[0])
+            raise DataError(f"unknown {what} id {raws[j]!r} (not in the {what} map)")
+        return idx
+
+    @classmethod
+    def from_polars(
+        cls,
+        df: pl.DataFrame,
+        *,
+        user: str = "user",
+        item: str = "item",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        **kwargs: Any,
+    ) -> Interactions:
+        """Build from a polars DataFrame; column names are given by ``user``, ``item``, ... ."""
+        cols = [c for c in (user, item, rating, timestamp) if c is not None]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(f"data frame has no column {missing[0]!r} (columns: {', '.join(df.columns)})")
+        return cls.from_arrays(
+            df[user].to_numpy(), df[item].to_numpy(),
+            None if rating is None else df[rating].to_numpy(),
+            None if timestamp is None else df[timestamp].to_numpy(),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_pandas(
+        cls,
+        df: pd.DataFrame,
+        *,
+        user: str = "user",
+        item: str = "item",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        **kwargs: Any,
+    ) -> Interactions:
+        """Build from a pandas DataFrame; column names are given by ``user``, ``item``, ... ."""
+        cols = [c for c in (user, item, rating, timestamp) if c is not None]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataError(f"data frame has no column {missing[0]!r} (columns: {', '.join(map(str, df.columns))})")
+
+        def col(name: str) -> np.ndarray:
+            values = df[name].to_numpy()
+            return values.astype(object) if values.dtype.kind == "O" else values
+
+        return cls.from_arrays(
+            col(user), col(item),
+            None if rating is None else df[rating].to_numpy(dtype=np.float64),
+            None if timestamp is None else df[timestamp].to_numpy(),
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ shape and views
+    @property
+    def n_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_map)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.indices)
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    def __repr__(self) -> str:
+        extras = [n for n in ("ratings", "timestamps") if getattr(self, n) is not None]
+        feats = list(self.user_features) + list(self.item_features)
+        return (
+            f"Interactions({self.n_users} users x {self.n_items} items, {self.nnz} interactions"
+            + (f", with {', '.join(extras)}" if extras else "")
+            + (f", features {feats}" if feats else "")
+            + ")"
+        )
+
+    def csr(self) -> sp.csr_matrix:
+        """The 0/1 matrix as ``scipy.sparse.csr_matrix`` (float32). Cached and shared: do not modify."""
+        if self._csr is None:
+            data = np.ones(self.nnz, dtype=np.float32)
+            self._csr = sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape)
+            self._csr.has_sorted_indices = True
+        return self._csr
+
+    def rating_csr(self) -> sp.csr_matrix:
+        """The ratings as a CSR matrix (float32); raises if there are no ratings."""
+        if self.ratings is None:
+            raise DataError("these interactions carry no ratings")
+        return sp.csr_matrix((self.ratings.copy(), self.indices, self.indptr), shape=self.shape)
+
+    def user_index(self) -> np.ndarray:
+        """User index of every entry, aligned with ``indices`` (int64)."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr))
+
+    def row(self, user: int) -> np.ndarray:
+        """Item indices of one user (sorted)."""
+        return self.indices[self.indptr[user] : self.indptr[user + 1]]
+
+    def user_counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.indices, minlength=self.n_items)
+
+    # ------------------------------------------------------------------ derived sets
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """Keep the entries where ``mask`` (aligned with ``indices``) is true; maps and features are kept."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.nnz,):
+            raise DataError(f"mask has shape {mask.shape}, expected ({self.nnz},)")
+        counts = np.add.reduceat(mask.astype(np.int64), self.indptr[:-1]) if self.nnz else np.zeros(0, np.int64)
+        counts[np.diff(self.indptr) == 0] = 0  # reduceat quirk on empty rows
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return Interactions(
+            indptr, self.indices[mask], self.user_map, self.item_map,
+            ratings=None if self.ratings is None else self.ratings[mask],
+            timestamps=None if self.timestamps is None else self.timestamps[mask],
+            user_features=self.user_features, item_features=self.item_features,
+        )
+
+    def filter(
+        self, *, min_user_interactions: int = 0, min_item_interactions: int = 0, max_rounds: int = 100
+    ) -> Interactions:
+        """k-core filter: repeatedly drop users and items with too few interactions, then re-index.
+
+        Users and items left without interactions disappear from the maps (and their features rows too).
+        """
+        if min_user_interactions < 0 or min_item_interactions < 0:
+            raise DataError("k-core thresholds must be >= 0")
+        keep = np.ones(self.nnz, dtype=bool)
+        users = self.user_index()
+        for _ in range(max_rounds):
+            ucount = np.bincount(users[keep], minlength=self.n_users)
+            icount = np.bincount(self.indices[keep], minlength=self.n_items)
+            new_keep = keep & (ucount[users] >= min_user_interactions) & (icount[self.indices] >= min_item_interactions)
+            if (new_keep == keep).all():
+                break
+            keep = new_keep
+        if not keep.any():
+            raise DataError(
+                f"no interaction is left after the k-core filter (min_user_interactions={min_user_interactions}, "
+                f"min_item_interactions={min_item_interactions})"
+            )
+        used_u = np.unique(users[keep])
+        used_i = np.unique(self.indices[keep])
+        if len(used_u) == self.n_users and len(used_i) == self.n_items and keep.all():
+            return self
+        u_new = np.full(self.n_users, -1, dtype=np.int64)
+        u_new[used_u] = np.arange(len(used_u))
+        i_new = np.full(self.n_items, -1, dtype=np.int64)
+        i_new[used_i] = np.arange(len(used_i))
+        return Interactions.from_indices(
+            u_new[users[keep]], i_new[self.indices[keep]],
+            IdMap(self.user_map.ids[used_u]), IdMap(self.item_map.ids[used_i]),
+            ratings=None if self.ratings is None else self.ratings[keep],
+            timestamps=None if self.timestamps is None else self.timestamps[keep],
+            user_features={k: v[used_u] for k, v in self.user_features.items()},
+            item_features={k: v[used_i] for k, v in self.item_features.items()},
+        )
+
+    def same_space(self, other: Interactions) -> bool:
+        """Whether ``other`` indexes the same users and items (the maps are equal)."""
+        return (self.user_map is other.user_map or self.user_map == other.user_map) and (
+            self.item_map is other.item_map or self.item_map == other.item_map
+        )
+
+    def to_raw(self) -> dict[str, np.ndarray]:
+        """Entries as raw-id columns: ``user``, ``item`` and, when present, ``rating`` and ``timestamp``."""
+        out = {"user": self.user_map.to_raw(self.user_index()), "item": self.item_map.to_raw(self.indices)}
+        if self.ratings is not None:
+            out["rating"] = np.asarray(self.ratings)
+        if self.timestamps is not None:
+            out["timestamp"] = np.asarray(self.timestamps)
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 of the entries and the id maps: equal data in the same index space, equal fingerprint."""
+        h = hashlib.sha256()
+        h.update(f"{self.n_users}x{self.n_items}:{self.nnz}".encode())
+        h.update(np.ascontiguousarray(self.indptr, dtype="<i8").tobytes())
+        h.update(np.ascontiguousarray(self.indices, dtype="<i4").tobytes())
+        for m in (self.user_map, self.item_map):
+            h.update(m.kind.encode())
+            if m.kind == "int":
+                h.update(np.ascontiguousarray(m.ids, dtype="<i8").tobytes())
+            else:
+                h.update("\x1f".join(m.ids.tolist()).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
