@@ -126,7 +126,7 @@ class IdMap:
         for raw in raws:
             i = self._lookup.get(self._key(raw), -1)
             if i < 0:
-                raise DataError(f"unknown {what} {raw!r}")
+                raise DataError(f"unknown {what} {raw.item() if isinstance(raw, np.generic) else raw!r}")
             out.append(i)
         return np.asarray(out, dtype=np.int64)
 

@@ -44,6 +44,11 @@ def _readonly(a: np.ndarray | None) -> np.ndarray | None:
     return a
 
 
+def _show(value: Any) -> str:
+    """repr of a raw id without numpy's type wrapper (``30``, not ``np.int64(30)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, values in (feats or {}).items():
@@ -151,7 +156,7 @@ class Interactions:
             if duplicates == "error" and not new_run.all():
                 j = perm[np.flatnonzero(~new_run)[0]]
                 raise DataError(
-                    f"duplicate interaction (user {user_map.ids[u[j]]!r}, item {item_map.ids[i[j]]!r}); "
+                    f"duplicate interaction (user {_show(user_map.ids[u[j]])}, item {_show(item_map.ids[i[j]])}); "
                     "pass duplicates='last', 'first' or 'max' to resolve"
                 )
             if duplicates == "first":
@@ -237,7 +242,7 @@ class Interactions:
         idx = idmap.lookup(raws)
         if len(idx) and idx.min() < 0:
             j = int(np.flatnonzero(idx < 0)[0])
-            raise DataError(f"unknown {what} id {raws[j]!r} (not in the {what} map)")
+            raise DataError(f"unknown {what} id {_show(raws[j])} (not in the {what} map)")
         return idx
 
     @classmethod

@@ -1,0 +1,436 @@
+"""The ``gan4rec`` command: parse, call the library, print.
+
+This is the only module that configures logging. Errors print one line (no traceback unless ``--debug``)
+and exit with: 2 usage, 65 data error (bad rows, corrupt artifacts), 66 missing input, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gan4rec import __version__
+from gan4rec.errors import ArtifactError, DataError, Gan4recError, MissingInputError, NotFittedError
+
+__all__ = ["main"]
+
+log = logging.getLogger("gan4rec.cli")
+
+EXIT_USAGE, EXIT_DATA, EXIT_NOINPUT, EXIT_SOFTWARE = 2, 65, 66, 70
+
+
+class _UsageError(Gan4recError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- options
+def _add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True) -> None:
+    g = p.add_argument_group("data source (one of)")
+    g.add_argument("--dataset", metavar="NAME",
+                   help="dataset by name (ml-100k, ml-1m, ml-latest-small, ml-20m, ml-25m, synthetic)"
+                   + ("; default: synthetic" if default_dataset else ""))
+    g.add_argument("--data", metavar="FILE", help="one interactions file, split by --split")
+    g.add_argument("--train", metavar="FILE", help="pre-split training file (with --test)")
+    g.add_argument("--test", metavar="FILE", help="pre-split test file (with --train)")
+    r = p.add_argument_group("reading")
+    r.add_argument("--format", choices=["auto", "uir", "csv", "tsv", "parquet", "movielens"], default=None)
+    r.add_argument("--columns", metavar="ROLE=COL,...",
+                   help="column mapping, e.g. user=userId,item=movieId,rating=rating,timestamp=timestamp")
+    r.add_argument("--sep", help="field separator of CSV-like files")
+    r.add_argument("--min-rating", type=float, default=None,
+                   help="count an interaction as positive when its rating >= this (default: all count)")
+    r.add_argument("--duplicates", choices=["last", "first", "max", "error"], default=None)
+    r.add_argument("--on-bad-rows", choices=["error", "skip"], default=None)
+    r.add_argument("--min-user-interactions", type=int, default=None, help="k-core filter on users")
+    r.add_argument("--min-item-interactions", type=int, default=None, help="k-core filter on items")
+    r.add_argument("--synthetic-size", choices=["ml-100k", "ml-1m", "ml-20m"], default=None,
+                   help="size preset of the synthetic dataset")
+    s = p.add_argument_group("protocol")
+    s.add_argument("--split", choices=["random", "leave-k-out", "temporal"], default=None)
+    s.add_argument("--test-frac", type=float, default=None)
+    s.add_argument("--valid-frac", type=float, default=None,
+                   help="validation carved from train (default 0.2; 0 = fit on the whole train)")
+    s.add_argument("--leave-k", type=int, default=None, help="k of --split leave-k-out")
+    s.add_argument("--split-seed", type=int, default=None, help="seed of the split (default 42)")
+    s.add_argument("--ks", default=None, help="list lengths to evaluate, e.g. 5,10,20")
+
+
+def _parse_columns(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        role, sep, col = part.partition("=")
+        if not sep or role.strip() not in ("user", "item", "rating", "timestamp") or not col.strip():
+            raise _UsageError(f"--columns: bad entry {part!r}; expected ROLE=COLUMN with ROLE in user, item, rating, timestamp")
+        out[role.strip()] = col.strip()
+    return out
+
+
+def _specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """DataSpec and Protocol from the config file (if any), overridden by flags."""
+    from gan4rec.experiment import DataSpec, Protocol
+
+    cfg = cfg or {}
+    data_kw: dict[str, Any] = dict(cfg.get("data", {}))
+    proto_kw: dict[str, Any] = dict(cfg.get("protocol", {}))
+    flag_sources = {k: getattr(args, k, None) for k in ("dataset", "data", "train", "test")}
+    if any(flag_sources.values()):
+        for k in ("dataset", "data", "train", "test"):
+            data_kw.pop(k, None)
+        data_kw.update({k: v for k, v in flag_sources.items() if v})
+    for flag, key in (("format", "format"), ("sep", "sep"), ("min_rating", "min_rating"),
+                      ("duplicates", "duplicates"), ("on_bad_rows", "on_bad_rows"),
+                      ("min_user_interactions", "min_user_interactions"),
+                      ("min_item_interactions", "min_item_interactions")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            data_kw[key] = value
+    cols = _parse_columns(getattr(args, "columns", None))
+    if cols:
+        data_kw["columns"] = cols
+    if getattr(args, "synthetic_size", None):
+        data_kw["synthetic"] = {**data_kw.get("synthetic", {}), "size": args.synthetic_size}
+    for flag, key in (("split", "split"), ("test_frac", "test_frac"), ("valid_frac", "valid_frac"),
+                      ("leave_k", "k"), ("split_seed", "split_seed"), ("refit", "refit")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            proto_kw[key] = value
+    if getattr(args, "ks", None):
+        try:
+            proto_kw["ks"] = tuple(int(x) for x in args.ks.split(","))
+        except ValueError:
+            raise _UsageError(f"--ks: expected comma-separated integers, got {args.ks!r}") from None
+    return DataSpec(**data_kw), Protocol(**proto_kw)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    from gan4rec.artifacts import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _print_metrics(title: str, metrics: dict[str, float] | None) -> None:
+    if metrics is None:
+        print(f"{title}: (none)")
+        return
+    keys = [k for k in metrics if "@" in k]
+    ks = sorted({int(k.split("@")[1]) for k in keys})
+    names = list(dict.fromkeys(k.split("@")[0] for k in keys))
+    print(f"{title}:")
+    print("  " + "metric".ljust(11) + "".join(f"@{k}".rjust(9) for k in ks))
+    for n in names:
+        cells = [f"{metrics[f'{n}@{k}']:.4f}".rjust(9) if f"{n}@{k}" in metrics else " " * 9 for k in ks]
+        print("  " + n.ljust(11) + "".join(cells))
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _cmd_models(args: argparse.Namespace) -> int:
+    from gan4rec.models import describe
+
+    reg = describe()
+    if args.json:
+        print(json.dumps(reg, indent=2, default=_json_default))
+        return 0
+    for name, entry in reg.items():
+        flag = " [adversarial]" if entry["adversarial"] else ""
+        print(f"{name}{flag}: {entry['summary']}")
+        print(f"  defaults: {json.dumps(entry['defaults'], default=_json_default)}")
+        if entry["search_space"]:
+            print(f"  search space: {json.dumps(entry['search_space'])}")
+    return 0
+
+
+def _load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    from gan4rec.experiment import load_config
+
+    cfg = load_config(args.config) if args.config else {}
+    model = args.model or cfg.get("model") or "toppop"
+    params = dict(cfg.get("params", {}))
+    if args.params:
+        try:
+            extra = json.loads(args.params)
+        except json.JSONDecodeError as e:
+            raise _UsageError(f"--params: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(extra, dict):
+            raise _UsageError("--params: expected a JSON object such as '{\"lambda_\": 500}'")
+        params.update(extra)
+    return cfg, model, params
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from gan4rec.experiment import run
+
+    cfg, model_name, params = _load_cfg_and_model(args)
+    spec, protocol = _specs(args, cfg)
+    seed = args.seed if args.seed is not None else int(cfg.get("protocol", {}).get("seed", 0))
+    out = run(model_name, params, spec, protocol, seed=seed, device=args.device)
+    res, d = out.result, out.result["dataset"]
+    print(f"data: {d['n_users']} users, {d['n_items']} items, {d['n_train']} train "
+          f"({d['n_fit']} fit + {d['n_valid']} valid), {d['n_test']} test pairs; split {d['split_fingerprint'][:12]}")
+    print(f"model: {model_name} {json.dumps(res['params'], default=_json_default)}; seed {seed}; "
+          f"fit {res['fit_seconds']:.2f} s; refit {protocol.refit if out.split.valid is not None else 'n/a'}")
+    _print_metrics("valid", res["metrics"]["valid"])
+    _print_metrics("test", res["metrics"]["test"])
+    # Both outputs are written only once everything has succeeded, each atomically.
+    if args.save:
+        out.model.save(args.save, extra={
+            "split_fingerprint": out.split.fingerprint, "split": out.split.spec,
+            "data": spec.describe(), "protocol": res["protocol"], "seed": seed,
+            "metrics": res["metrics"],
+        })
+        print(f"saved model to {args.save}")
+    if args.json:
+        _write_json(args.json, res)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _load_model(path: str) -> tuple[Any, dict[str, Any]]:
+    from gan4rec.artifacts import read_artifact_meta
+    from gan4rec.models.base import Recommender
+
+    meta = read_artifact_meta(path)
+    return Recommender.load(path), meta
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from gan4rec.experiment import DataSpec, Protocol, evaluate_model
+
+    model, meta = _load_model(args.model_dir)
+    saved_proto = {k: v for k, v in meta.get("protocol", {}).items() if k != "evaluation"}
+    cfg = {"data": meta.get("data", {}) if not any(getattr(args, k) for k in ("dataset", "data", "train", "test"))
+           else {}, "protocol": saved_proto}
+    cfg["data"] = {k: v for k, v in cfg["data"].items() if k in {f for f in DataSpec.__dataclass_fields__}}
+    if "name" in meta.get("data", {}) and not cfg["data"].get("dataset") and not any(
+            getattr(args, k) for k in ("dataset", "data", "train", "test")):
+        cfg["data"]["dataset"] = meta["data"]["name"]
+        if "synthetic" in meta["data"]:
+            cfg["data"]["synthetic"] = meta["data"]["synthetic"]
+    cfg["protocol"] = {k: v for k, v in cfg["protocol"].items() if k in Protocol.__dataclass_fields__}
+    spec, protocol = _specs(args, cfg)
+    res = evaluate_model(model, meta, spec, protocol, device=args.device)
+    _print_metrics("test", res["metrics"]["test"])
+    if args.json:
+        _write_json(args.json, res)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from gan4rec.artifacts import read_artifact_meta
+
+    meta = read_artifact_meta(args.model_dir)
+    summary = {k: meta.get(k) for k in ("model", "format_version", "params", "adversarial", "versions",
+                                        "train_fingerprint", "split_fingerprint", "split", "data", "seed",
+                                        "metrics")}
+    summary["n_users"] = len(meta.get("user_map", {}).get("ids", []))
+    summary["n_items"] = len(meta.get("item_map", {}).get("ids", []))
+    summary["tensors"] = meta.get("tensors")
+    summary["epochs_logged"] = len(meta.get("history", []))
+    print(json.dumps(summary, indent=2, default=_json_default))
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from gan4rec.data.io import write_recommendations
+
+    model, _ = _load_model(args.model_dir)
+    if args.k < 1:
+        raise _UsageError(f"-k must be >= 1, got {args.k}")
+    if args.users == "all":
+        users = np.arange(model.n_users)
+    else:
+        path = Path(args.users)
+        if not path.is_file():
+            raise MissingInputError(f"{path}: no such users file")
+        raws = []
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if model.user_map_.get(text) < 0:
+                raise DataError(f"{path}:{lineno}: unknown user {text!r}")
+            raws.append(text)
+        users = model.user_map_.index(raws, what="user")
+
+    def batches() -> Any:
+        from gan4rec._progress import progress
+
+        for start in progress(range(0, len(users), args.batch_size), desc="recommend", unit="batch"):
+            chunk = users[start : start + args.batch_size]
+            items, scores = model.recommend(chunk, args.k, exclude_seen=not args.include_seen)
+            yield chunk, items, scores
+
+    n = write_recommendations(args.out, batches(), model.user_map_, model.item_map_)
+    print(f"wrote {n} recommendations for {len(users)} users to {args.out}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from gan4rec.data import datasets
+
+    if args.data_cmd == "fetch":
+        path = datasets.fetch(args.name)
+        print(f"{args.name}: {path}")
+        return 0
+    if args.data_cmd == "info":
+        if args.name:
+            info = datasets.dataset_info(args.name)
+        else:
+            from gan4rec.data.io import read_interactions
+
+            if not args.data:
+                raise _UsageError("data info needs a dataset NAME or --data FILE")
+            spec, _ = _specs(args)
+            inter = read_interactions(spec.data, format=spec.format, min_rating=spec.min_rating,
+                                      **({"columns": spec.columns} if spec.columns else {}),
+                                      **({"sep": spec.sep} if spec.sep else {}))
+            info = {"file": args.data, "n_users": inter.n_users, "n_items": inter.n_items,
+                    "n_interactions": inter.nnz, "density": inter.nnz / max(1, inter.n_users * inter.n_items),
+                    "fingerprint": inter.fingerprint()}
+        print(json.dumps(info, indent=2, default=_json_default))
+        return 0
+    if args.data_cmd == "split":
+        from gan4rec.data.io import write_interactions
+        from gan4rec.experiment import load_split
+
+        spec, protocol = _specs(args)
+        split, info = load_split(spec, protocol)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        ext = args.out_format
+        for part in ("train", "valid", "test"):
+            inter = getattr(split, part)
+            if inter is not None:
+                write_interactions(inter, out / f"{part}.{ext}")
+        _write_json(str(out / "split.json"), {"spec": split.spec, "fingerprint": split.fingerprint, "data": info})
+        print(f"wrote {', '.join(p for p in ('train', 'valid', 'test') if getattr(split, p) is not None)} "
+              f"and split.json to {out} (fingerprint {split.fingerprint[:12]})")
+        return 0
+    raise _UsageError("data: expected a subcommand: fetch, info or split")
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gan4rec",
+        description="GAN recommenders, honestly evaluated against strong classic baselines.",
+    )
+    p.add_argument("--version", action="version", version=f"gan4rec {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    m = sub.add_parser("models", help="list the registry: defaults, search spaces, adversarial flag")
+    m.add_argument("--json", action="store_true", help="print JSON")
+    m.set_defaults(func=_cmd_models)
+
+    t = sub.add_parser("train", help="fit a model with the honest protocol and evaluate test once")
+    t.add_argument("--model", help="registry name (default: the config's model, else toppop)")
+    t.add_argument("--params", help="JSON object of hyperparameters, over the config's [params]")
+    t.add_argument("--config", metavar="FILE.toml", help="experiment config: model, [params], [protocol], [data]")
+    t.add_argument("--seed", type=int, default=None, help="model seed (default 0)")
+    t.add_argument("--refit", choices=["full", "none"], default=None,
+                   help="after validation, refit on the whole train (full, default) or keep the model")
+    t.add_argument("--save", metavar="DIR", help="save the final model (an artifact directory)")
+    t.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    _add_data_options(t)
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
+    e.add_argument("model_dir", metavar="MODEL_DIR")
+    e.add_argument("--json", metavar="FILE")
+    e.add_argument("--device", default=None)
+    _add_data_options(e, default_dataset=False)
+    e.set_defaults(func=_cmd_evaluate)
+
+    i = sub.add_parser("info", help="params, versions, data fingerprint and format version of a saved model")
+    i.add_argument("model_dir", metavar="MODEL_DIR")
+    i.set_defaults(func=_cmd_info)
+
+    r = sub.add_parser("recommend", help="batch top-K for many users, streamed to parquet or csv")
+    r.add_argument("model_dir", metavar="MODEL_DIR")
+    r.add_argument("--users", default="all", help="'all' or a file of raw user ids, one per line")
+    r.add_argument("-k", type=int, default=10)
+    r.add_argument("--out", required=True, metavar="FILE", help="recs.parquet or recs.csv")
+    r.add_argument("--include-seen", action="store_true", help="do not exclude the users' training items")
+    r.add_argument("--batch-size", type=int, default=1024)
+    r.set_defaults(func=_cmd_recommend)
+
+    d = sub.add_parser("data", help="fetch, describe and split datasets")
+    dsub = d.add_subparsers(dest="data_cmd", metavar="SUBCOMMAND")
+    f = dsub.add_parser("fetch", help="download a dataset into the cache (GAN4REC_DATA or ~/.cache/gan4rec)")
+    f.add_argument("name")
+    di = dsub.add_parser("info", help="sizes and checksums status of a dataset or file")
+    di.add_argument("name", nargs="?")
+    _add_data_options(di, default_dataset=False)
+    ds = dsub.add_parser("split", help="split a dataset and write train/valid/test files")
+    _add_data_options(ds)
+    ds.add_argument("--out", required=True, metavar="DIR")
+    ds.add_argument("--out-format", choices=["csv", "tsv", "parquet"], default="csv")
+    d.set_defaults(func=_cmd_data)
+    return p
+
+
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
+    root = logging.getLogger("gan4rec")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gan4rec`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    _configure_logging(args.debug, args.quiet)
+    try:
+        return int(args.func(args))
+    except _UsageError as e:
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingInputError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_NOINPUT
+    except (DataError, ArtifactError) as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_DATA
+    except NotFittedError as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_SOFTWARE
+    except KeyboardInterrupt:
+        print("gan4rec: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""The model registry: :data:`MODELS`, a plain dict from registry name to :class:`Recommender` subclass.
+
+Each entry declares, on its class, its default params (the keyword-only ``__init__`` arguments), its
+search space (``search_space``) and whether it is adversarial (``adversarial``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gan4rec.errors import DataError
+from gan4rec.models.base import Recommender
+from gan4rec.models.baselines.popularity import TopPop
+
+__all__ = ["MODELS", "Recommender", "create", "describe"]
+
+MODELS: dict[str, type[Recommender]] = {
+    "toppop": TopPop,
+}
+
+
+def _get(name: str) -> type[Recommender]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise DataError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def create(name: str, params: dict[str, Any] | None = None, *, random_state: int | None = None) -> Recommender:
+    """A new, unfitted model from the registry with ``params`` over its defaults.
+
+    ``random_state`` is passed to models that take one, unless ``params`` sets it.
+    """
+    cls = _get(name)
+    params = dict(params or {})
+    cls.check_params(params)
+    if "random_state" in cls.default_params() and "random_state" not in params:
+        params["random_state"] = random_state
+    return cls(**params)
+
+
+def describe(name: str | None = None) -> dict[str, Any]:
+    """JSON-ready registry: for each model its defaults, search space and adversarial flag."""
+    names = [name] if name is not None else list(MODELS)
+    out = {}
+    for n in names:
+        cls = _get(n)
+        out[n] = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "adversarial": cls.adversarial,
+            "defaults": cls.default_params(),
+            "search_space": cls.search_space,
+            "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+        }
+    return out

@@ -1,0 +1,122 @@
+"""The contract every model in MODELS follows, checked on a checkerboard.
+
+The checkerboard: 12 users of group A interact with items 0-5, 8 users of group B with items 6-11.
+Each user has one item of its own block withheld (``user % 6`` within the block). Expected answer: a
+personalised model ranks the withheld item first among the user's unseen items, since it is the only
+unseen item of the user's block. A non-personalised model (TopPop) ranks by global popularity, where
+group A's items are more popular, so only group A users get their withheld item first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gan4rec.data.interactions import Interactions
+from gan4rec.errors import DataError, NotFittedError
+from gan4rec.models import MODELS, create, describe
+
+N_A, N_B, BLOCK = 12, 8, 6
+NON_PERSONALISED = {"toppop"}
+# Small, fast settings for the contract run (models with epochs get few).
+FAST_PARAMS: dict[str, dict] = {}
+
+
+def _checkerboard() -> tuple[Interactions, np.ndarray]:
+    users, items, held = [], [], []
+    for u in range(N_A + N_B):
+        base = 0 if u < N_A else BLOCK
+        h = base + u % BLOCK
+        held.append(h)
+        for i in range(base, base + BLOCK):
+            if i != h:
+                users.append(u)
+                items.append(i)
+    from gan4rec.data.idmap import IdMap
+
+    train = Interactions.from_indices(np.array(users), np.array(items), IdMap(np.arange(N_A + N_B)),
+                                      IdMap(np.arange(2 * BLOCK)))
+    return train, np.array(held)
+
+
+@pytest.fixture(scope="module")
+def checkerboard() -> tuple[Interactions, np.ndarray]:
+    return _checkerboard()
+
+
+def _model(name: str):  # noqa: ANN202
+    return create(name, FAST_PARAMS.get(name), random_state=0)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_withheld_item_ranks_first(name: str, checkerboard) -> None:  # noqa: ANN001
+    train, held = checkerboard
+    model = _model(name).fit(train)
+    items, scores = model.recommend(np.arange(train.n_users), k=3)
+    assert items.shape == (train.n_users, 3) and scores.shape == (train.n_users, 3)
+    check = np.arange(N_A) if name in NON_PERSONALISED else np.arange(train.n_users)
+    np.testing.assert_array_equal(items[check, 0], held[check])
+    assert np.all(np.diff(scores, axis=1) <= 0), "lists are sorted best first"
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_seen_items_excluded_and_filters(name: str, checkerboard) -> None:  # noqa: ANN001
+    train, held = checkerboard
+    model = _model(name).fit(train)
+    users = np.arange(train.n_users)
+    items, _ = model.recommend(users, k=2 * BLOCK)
+    for u in users:
+        recs = items[u][items[u] >= 0]
+        assert not set(recs) & set(train.row(u).tolist())
+        assert len(recs) == 2 * BLOCK - len(train.row(u)), "all unseen items are listed, then padding"
+        assert (items[u][len(recs):] == -1).all()
+    with_seen, _ = model.recommend(users, k=2 * BLOCK, exclude_seen=False)
+    assert sorted(with_seen[0]) == list(range(2 * BLOCK))
+    only, _ = model.recommend(users, k=3, candidates=[1, 7])
+    assert set(only[:, :2].ravel()) <= {1, 7, -1}
+    dropped, _ = model.recommend(users, k=3, exclude=held)
+    assert not np.isin(dropped, held).any()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_save_load_gives_identical_scores(name: str, checkerboard, tmp_path) -> None:  # noqa: ANN001
+    from gan4rec.models.base import Recommender
+
+    train, _ = checkerboard
+    model = _model(name).fit(train)
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    np.testing.assert_array_equal(loaded.recommend(users, 5)[0], model.recommend(users, 5)[0])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_unfitted_and_bad_input(name: str, checkerboard) -> None:  # noqa: ANN001
+    train, _ = checkerboard
+    model = _model(name)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.score([0])
+    with pytest.raises(NotFittedError):
+        model.recommend([0], 3)
+    with pytest.raises(DataError, match="train must be an Interactions"):
+        model.fit(np.ones((3, 3)))  # type: ignore[arg-type]
+    model.fit(train)
+    with pytest.raises(DataError, match="out of range"):
+        model.score([train.n_users])
+    with pytest.raises(DataError, match="k must be a positive integer"):
+        model.recommend([0], 0)
+    with pytest.raises(DataError, match="candidates"):
+        model.recommend([0], 3, candidates=[99])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_params_round_trip(name: str) -> None:
+    model = _model(name)
+    params = model.get_params()
+    clone = type(model)(**params)
+    assert clone.get_params() == params
+    assert set(describe(name)[name]["defaults"]) == set(params)
+    with pytest.raises(DataError, match="has no parameter"):
+        create(name, {"no_such_param": 1})
