@@ -203,6 +203,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from gan4rec.experiment import load_split, protocol_record, run_on_split
+    from gan4rec.tuning import tune
+
+    cfg, model_name, params = _load_cfg_and_model(args)
+    spec, protocol = _specs(args, cfg)
+    if args.metric:
+        protocol.metric = args.metric
+    if args.trials < 1:
+        raise _UsageError(f"--trials must be >= 1, got {args.trials}")
+    if args.seeds < 1:
+        raise _UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    split, data_info = load_split(spec, protocol)
+    tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
+                 fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device)
+    print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f} "
+          f"after {len(tuned.trials)} trials ({tuned.seconds:.1f} s)")
+    print(f"best params: {json.dumps(tuned.best_params, default=_json_default)}")
+    runs = []
+    for seed in range(args.seeds):
+        out = run_on_split(model_name, tuned.best_params, split, data_info, protocol, seed=seed,
+                           device=args.device)
+        runs.append(out.result)
+        test = out.result["metrics"]["test"]
+        print(f"seed {seed}: test {protocol.metric} = {test.get(protocol.metric, float('nan')):.4f}")
+    import numpy as np
+
+    keys = list(runs[0]["metrics"]["test"])
+    mean = {k: float(np.mean([r["metrics"]["test"][k] for r in runs])) for k in keys}
+    std = {k: float(np.std([r["metrics"]["test"][k] for r in runs])) for k in keys}
+    _print_metrics(f"test, mean over {args.seeds} seed(s)", mean)
+    result = {**runs[0], "seed": list(range(args.seeds)), "metrics": {
+        "valid": runs[0]["metrics"]["valid"], "test": mean, "test_std": std},
+        "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "fit_seconds": r["fit_seconds"]} for r in runs],
+        "best_params": tuned.best_params, "tuning": {k: v for k, v in tuned.to_json().items() if k != "trials"},
+        "trials": tuned.trials, "protocol": protocol_record(protocol)}
+    if args.save_config:
+        import tomli_w
+
+        from gan4rec.artifacts import atomic_write_text
+
+        proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
+        proto["ks"] = list(protocol.ks)
+        doc = {"description": f"{model_name} tuned by `gan4rec tune` ({args.trials} trials, {tuned.metric} on "
+                              f"validation only; split {split.fingerprint[:12]})",
+               "model": model_name, "params": tuned.best_params, "protocol": proto}
+        atomic_write_text(args.save_config, tomli_w.dumps(doc))
+        print(f"wrote {args.save_config}")
+    if args.json:
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _load_model(path: str) -> tuple[Any, dict[str, Any]]:
     from gan4rec.artifacts import read_artifact_meta
     from gan4rec.models.base import Recommender
@@ -358,6 +412,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_options(t)
     t.set_defaults(func=_cmd_train)
 
+    tu = sub.add_parser("tune", help="tune on validation with Optuna, then refit and test once per seed")
+    tu.add_argument("--model", help="registry name (default: the config's model)")
+    tu.add_argument("--params", help="JSON object of params held fixed")
+    tu.add_argument("--config", metavar="FILE.toml")
+    tu.add_argument("--trials", type=int, required=True, help="trial budget (the same for every model)")
+    tu.add_argument("--metric", default=None, help="validation metric to maximise (default NDCG@20)")
+    tu.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
+    tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
+    tu.add_argument("--seeds", type=int, default=1, help="refit + test the best params with seeds 0..N-1")
+    tu.add_argument("--refit", choices=["full", "none"], default=None)
+    tu.add_argument("--json", metavar="FILE")
+    tu.add_argument("--save-config", metavar="FILE.toml", help="write the tuned config (model, params, protocol)")
+    tu.add_argument("--device", default=None)
+    _add_data_options(tu)
+    tu.set_defaults(func=_cmd_tune)
+
     e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
     e.add_argument("model_dir", metavar="MODEL_DIR")
     e.add_argument("--json", metavar="FILE")
@@ -393,14 +463,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure_logging(debug: bool, quiet: bool) -> None:
+def _configure_logging(debug: bool, quiet: bool) -> tuple[list[logging.Handler], int, bool]:
+    """Send the library's logs to stderr; returns the previous state, restored when main() returns."""
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
     root = logging.getLogger("gan4rec")
+    previous = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    return previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
-    _configure_logging(args.debug, args.quiet)
+    previous = _configure_logging(args.debug, args.quiet)
     try:
         return int(args.func(args))
     except _UsageError as e:
@@ -434,3 +507,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gan4rec: interrupted", file=sys.stderr)
         return 130
+    finally:
+        root = logging.getLogger("gan4rec")
+        root.handlers[:], root.level, root.propagate = previous

@@ -147,7 +147,8 @@ class Interactions:
             # Sort by key, then rating, then input order: the last of each run is the max (ties: last).
             perm = np.lexsort((order, r, key))
         else:
-            perm = np.lexsort((order, key))
+            # A stable sort keeps input order within equal keys (and is several times faster than lexsort).
+            perm = np.argsort(key, kind="stable")
         key_s = key[perm]
         if len(key_s):
             new_run = np.empty(len(key_s), dtype=bool)
