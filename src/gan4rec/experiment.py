@@ -33,7 +33,10 @@ from gan4rec.errors import DataError, MissingInputError
 from gan4rec.models import create
 from gan4rec.models.base import Recommender, versions
 
-__all__ = ["DataSpec", "Protocol", "RunResult", "load_config", "load_split", "run", "evaluate_model"]
+__all__ = [
+    "DataSpec", "Protocol", "RunResult", "evaluate_model", "load_config", "load_split", "protocol_record", "run",
+    "run_on_split",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,18 +168,21 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
         read_kw["columns"] = spec.columns
     if spec.sep:
         read_kw["sep"] = spec.sep
-    kcore = {
+    kcore: dict[str, Any] = {
         "min_user_interactions": spec.min_user_interactions,
         "min_item_interactions": spec.min_item_interactions,
     }
     if src == "train/test":
         if spec.min_user_interactions or spec.min_item_interactions:
             raise DataError("k-core filters do not apply to pre-split train/test files")
-        train, test = io.read_uir_pair(spec.train, spec.test, format=spec.format, **read_kw)
+        assert spec.train is not None and spec.test is not None  # source() checked they come together
+        fmt: Any = spec.format
+        train, test = io.read_uir_pair(spec.train, spec.test, format=fmt, **read_kw)
         split = presplit(train, test, valid_frac=protocol.valid_frac, random_state=protocol.split_seed)
     else:
         if src == "data":
-            data = io.read_interactions(spec.data, format=spec.format, **read_kw, **kcore)
+            assert spec.data is not None
+            data = io.read_interactions(spec.data, format=spec.format, **read_kw, **kcore)  # type: ignore[arg-type]
         else:
             from gan4rec.data.datasets import load_dataset
 
@@ -237,10 +243,26 @@ def run(
     device: str | None = None,
 ) -> RunResult:
     """Run the whole honest protocol (module docstring) for one model and seed."""
-    params = dict(params or {})
-    model = create(model_name, params, random_state=seed)  # fail on bad params before reading data
+    create(model_name, params, random_state=seed)  # fail on bad params before reading data
     split, data_info = load_split(spec, protocol)
-    assert split.test is not None
+    return run_on_split(model_name, params, split, data_info, protocol, seed=seed, device=device)
+
+
+def run_on_split(
+    model_name: str,
+    params: dict[str, Any] | None,
+    split: Split,
+    data_info: dict[str, Any],
+    protocol: Protocol,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+) -> RunResult:
+    """Steps 3-5 of the protocol on an already-made split: fit with validation, refit, test once."""
+    params = dict(params or {})
+    model = create(model_name, params, random_state=seed)
+    if split.test is None:
+        raise DataError("the split has no test part to evaluate")
 
     t0 = time.perf_counter()
     model.fit(split.train, split.valid)

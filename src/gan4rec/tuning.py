@@ -1,0 +1,174 @@
+"""Hyperparameter tuning with Optuna, on the validation split only.
+
+Every model declares its search space in its own file (``search_space``, plain data). :func:`tune` runs a
+seeded TPE study with ``n_jobs=1`` (parallel trials are not reproducible): each trial fits on train minus
+validation and scores the validation split. Test data is never touched here; the caller refits the best
+params on the full train and reads test once (:func:`gan4rec.experiment.run_on_split`).
+
+Studies can be resumed (``storage="sqlite:///tune.db"``: a second call with the same study name continues
+it up to ``n_trials`` in total) and time-boxed (``timeout`` seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gan4rec.data.split import Split
+from gan4rec.errors import DataError
+from gan4rec.models import MODELS, create
+
+__all__ = ["TuneResult", "suggest", "tune"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TuneResult:
+    """Outcome of :func:`tune`: the best params (search space + fixed + what validation pinned)."""
+
+    model: str
+    metric: str
+    best_params: dict[str, Any]
+    best_value: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    study_name: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "metric": self.metric, "best_params": self.best_params,
+            "best_value": self.best_value, "study_name": self.study_name, "seconds": round(self.seconds, 3),
+            "trials": self.trials,
+        }
+
+
+def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Draw one point of a plain-data search space from an Optuna trial.
+
+    Each entry is ``{"type": "float"|"int", "low", "high", "log"?, "step"?}`` or
+    ``{"type": "categorical", "choices": [...]}``.
+    """
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        kind = spec.get("type")
+        if kind == "float":
+            out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                            step=spec.get("step"))
+        elif kind == "int":
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                          step=spec.get("step", 1))
+        elif kind == "categorical":
+            out[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        else:
+            raise DataError(f"search space entry {name!r} has type {kind!r}; expected float, int or categorical")
+    return out
+
+
+def tune(
+    model_name: str,
+    split: Split,
+    *,
+    n_trials: int,
+    metric: str = "NDCG@20",
+    ks: tuple[int, ...] = (20,),
+    fixed_params: dict[str, Any] | None = None,
+    search_space: dict[str, dict[str, Any]] | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> TuneResult:
+    """Tune ``model_name`` on ``split.valid`` (never on test).
+
+    Parameters
+    ----------
+    split
+        A split with a validation part: trials fit on ``split.train`` and score ``split.valid``.
+    n_trials
+        Total number of trials of the study (a resumed study runs only the missing ones).
+    metric
+        Validation metric to maximise, e.g. ``"NDCG@20"``; its K is added to ``ks``.
+    fixed_params
+        Params held fixed (not searched); they override the search space.
+    search_space
+        Override the model's declared ``search_space``.
+    timeout
+        Stop starting new trials after this many seconds.
+    storage, study_name
+        Optuna storage URL (e.g. ``"sqlite:///tune.db"``) and study name, to resume a study.
+    seed
+        Seeds both the TPE sampler and every trial's model (``random_state``).
+    """
+    import optuna
+
+    from gan4rec.evaluation.evaluator import evaluate
+
+    if model_name not in MODELS:
+        raise DataError(f"unknown model {model_name!r}; known models: {', '.join(MODELS)}")
+    if split.valid is None:
+        raise DataError("tuning needs a validation split (valid_frac > 0): test data is never used to tune")
+    if n_trials < 1:
+        raise DataError(f"n_trials must be >= 1, got {n_trials}")
+    if "@" not in metric:
+        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}")
+    try:
+        k = int(metric.split("@", 1)[1])
+    except ValueError:
+        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}") from None
+    ks = tuple(sorted(set(ks) | {k}))
+    cls = MODELS[model_name]
+    fixed = dict(fixed_params or {})
+    cls.check_params(fixed)
+    space = {n: s for n, s in (search_space if search_space is not None else cls.search_space).items()
+             if n not in fixed}
+    cls.check_params(dict.fromkeys(space))
+
+    valid = split.valid
+
+    def objective(trial: Any) -> float:
+        params = {**suggest(trial, space), **fixed}
+        model = create(model_name, params, random_state=seed)
+        t0 = time.perf_counter()
+        model.fit(split.train, valid)
+        fit_s = time.perf_counter() - t0
+        res = evaluate(model.score, split.train, valid, ks=ks, device=device)
+        value = float(res.metrics[metric])
+        trial.set_user_attr("refit_params", model.refit_params())
+        trial.set_user_attr("fit_seconds", round(fit_s, 4))
+        trial.set_user_attr("valid_metrics", {m: float(v) for m, v in res.metrics.items()})
+        if not math.isfinite(value):
+            raise DataError(f"trial {trial.number}: validation {metric} is not finite")
+        log.info("trial %d: %s = %.4f with %s (fit %.2f s)", trial.number, metric, value, params, fit_s)
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name or f"gan4rec-{model_name}-{split.fingerprint[:12]}-{metric}"
+    study = optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
+    done = sum(t.state.is_finished() for t in study.trials)
+    t0 = time.perf_counter()
+    if done < n_trials:
+        # Model errors (e.g. a setting that needs too much memory) fail that trial only.
+        study.optimize(objective, n_trials=n_trials - done, timeout=timeout, n_jobs=1, catch=(DataError,))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise DataError(f"no tuning trial of {model_name!r} completed (see the log for each failure)")
+    best = study.best_trial
+    trials = [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+         "fit_seconds": t.user_attrs.get("fit_seconds"), "refit_params": t.user_attrs.get("refit_params", {}),
+         "valid_metrics": t.user_attrs.get("valid_metrics")}
+        for t in study.trials
+    ]
+    best_params = {**best.params, **fixed}
+    return TuneResult(
+        model=model_name, metric=metric, best_params=best_params, best_value=float(best.value),  # type: ignore[arg-type]
+        trials=trials, study_name=name, seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,83 @@
+"""Optuna tuning: validation only, seeded and reproducible, resumable, time-boxed; `gan4rec tune` end to end."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optuna")
+
+from gan4rec.cli import main  # noqa: E402
+from gan4rec.data.split import Split, random_holdout  # noqa: E402
+from gan4rec.data.synthetic import make_synthetic  # noqa: E402
+from gan4rec.errors import DataError  # noqa: E402
+from gan4rec.tuning import tune  # noqa: E402
+
+SPACE = {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    data = make_synthetic(300, 400, 9_000, random_state=1)
+    return random_holdout(data, test_frac=0.2, valid_frac=0.2, random_state=42)
+
+
+def test_tune_is_seeded_and_never_reads_test(split: Split) -> None:
+    # Poisoning the test part proves tuning does not look at it: same result with and without.
+    poisoned = Split(split.train, split.valid, None, {**split.spec, "poisoned": True})
+    a = tune("ease", split, n_trials=4, search_space=SPACE, seed=0)
+    b = tune("ease", poisoned, n_trials=4, search_space=SPACE, seed=0)
+    assert a.best_params == b.best_params and a.best_value == b.best_value
+    assert [t["params"] for t in a.trials] == [t["params"] for t in b.trials]
+    c = tune("ease", split, n_trials=4, search_space=SPACE, seed=1)
+    assert [t["params"] for t in a.trials] != [t["params"] for t in c.trials]
+    # The best value is the best trial's validation metric.
+    assert a.best_value == max(t["value"] for t in a.trials)
+    assert 1.0 <= a.best_params["l2"] <= 1e4
+
+
+def test_tune_resumes_from_storage_and_time_boxes(split: Split, tmp_path) -> None:  # noqa: ANN001
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    first = tune("ease", split, n_trials=2, search_space=SPACE, storage=storage, seed=0)
+    assert len(first.trials) == 2
+    resumed = tune("ease", split, n_trials=5, search_space=SPACE, storage=storage, seed=0)
+    assert len(resumed.trials) == 5
+    assert [t["params"] for t in resumed.trials[:2]] == [t["params"] for t in first.trials]
+    boxed = tune("ease", split, n_trials=10_000, search_space=SPACE, timeout=1.0, seed=0)
+    assert 1 <= len(boxed.trials) < 10_000
+
+
+def test_tune_rejects_splits_without_validation_and_bad_args(split: Split) -> None:
+    no_valid = Split(split.full_train(), None, split.test, {"kind": "none"})
+    with pytest.raises(DataError, match="needs a validation split"):
+        tune("ease", no_valid, n_trials=2)
+    with pytest.raises(DataError, match="unknown model"):
+        tune("nope", split, n_trials=2)
+    with pytest.raises(DataError, match="has no parameter"):
+        tune("ease", split, n_trials=2, fixed_params={"lambda": 3})
+    with pytest.raises(DataError, match="NDCG@20"):
+        tune("ease", split, n_trials=2, metric="NDCG")
+
+
+def test_cli_tune_refits_per_seed_and_writes_config(tmp_path, capsys) -> None:  # noqa: ANN001
+    out_json, cfg = tmp_path / "t.json", tmp_path / "ease.toml"
+    code = main(["tune", "--model", "ease", "--trials", "3", "--seeds", "2", "--synthetic-size", "ml-100k",
+                 "--json", str(out_json), "--save-config", str(cfg)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    res = json.loads(out_json.read_text())
+    assert len(res["trials"]) == 3 and len(res["per_seed"]) == 2
+    assert res["best_params"]["l2"] == res["params"]["l2"]
+    mean = np.mean([r["metrics"]["test"]["NDCG@20"] for r in res["per_seed"]])
+    assert res["metrics"]["test"]["NDCG@20"] == pytest.approx(mean)
+    assert res["metrics"]["valid"]["NDCG@20"] == pytest.approx(res["tuning"]["best_value"])
+    doc = tomllib.loads(cfg.read_text())
+    assert doc["model"] == "ease" and doc["params"]["l2"] == res["best_params"]["l2"]
+    # The committed-config path: train from the tuned config reproduces seed 0 without tuning.
+    r0 = tmp_path / "r0.json"
+    code = main(["train", "--config", str(cfg), "--synthetic-size", "ml-100k", "--seed", "0", "--json", str(r0)])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(r0.read_text())["metrics"]["test"] == res["per_seed"][0]["metrics"]["test"]
