@@ -121,6 +121,8 @@ class RunResult:
     model: Recommender
     split: Split
     result: dict[str, Any]
+    test_eval: Any = None
+    """The test :class:`~gan4rec.evaluation.evaluator.EvalResult`, with per-user values (significance tests)."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -217,11 +219,10 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
 def _evaluate(
     model: Recommender, train: Interactions, target: Interactions, protocol: Protocol,
     exclude: tuple[Interactions, ...] = (), device: str | None = None,
-) -> dict[str, Any]:
+) -> Any:
     from gan4rec.evaluation.evaluator import evaluate
 
-    res = evaluate(model.score, train, target, ks=protocol.ks, exclude=exclude, device=device)
-    return res.metrics
+    return evaluate(model.score, train, target, ks=protocol.ks, exclude=exclude, device=device)
 
 
 def protocol_record(protocol: Protocol) -> dict[str, Any]:
@@ -269,7 +270,7 @@ def run_on_split(
     fit_seconds = time.perf_counter() - t0
     valid_metrics = None
     if split.valid is not None:
-        valid_metrics = _evaluate(model, split.train, split.valid, protocol, device=device)
+        valid_metrics = _evaluate(model, split.train, split.valid, protocol, device=device).metrics
         log.info("validation %s = %.4f", protocol.metric, valid_metrics.get(protocol.metric, float("nan")))
 
     test_train, exclude = split.train, () if split.valid is None else (split.valid,)
@@ -285,7 +286,8 @@ def run_on_split(
         model.history_ = history + model.history_ if history else model.history_
 
     t0 = time.perf_counter()
-    test_metrics = _evaluate(model, test_train, split.test, protocol, exclude=exclude, device=device)
+    test_eval = _evaluate(model, test_train, split.test, protocol, exclude=exclude, device=device)
+    test_metrics = test_eval.metrics
     eval_seconds = time.perf_counter() - t0
     result = {
         "model": model_name,
@@ -299,7 +301,7 @@ def run_on_split(
         "metrics": {"valid": valid_metrics, "test": test_metrics},
         "versions": versions(),
     }
-    return RunResult(model=model, split=split, result=result)
+    return RunResult(model=model, split=split, result=result, test_eval=test_eval)
 
 
 def evaluate_model(
@@ -323,7 +325,7 @@ def evaluate_model(
     refit = protocol.refit == "full" or split.valid is None
     train = split.full_train() if refit else split.train
     exclude = () if refit else (split.valid,)
-    metrics = _evaluate(model, train, split.test, protocol, exclude=exclude, device=device)  # type: ignore[arg-type]
+    metrics = _evaluate(model, train, split.test, protocol, exclude=exclude, device=device).metrics  # type: ignore[arg-type]
     return {
         "model": model.name,
         "dataset": data_info,
