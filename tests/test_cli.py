@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_toppop_on_cfgan_split_matches_reference(cfgan_split, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_toppop_on_cfgan_split_matches_reference(cfgan_split, tmp_path, capsys) -> None:
     """Acceptance: the original CFGAN evaluation code gives TopPop NDCG@20 0.213 and P@20 0.156 here."""
     train, test = cfgan_split
     r = tmp_path / "r.json"
@@ -41,7 +40,7 @@ def test_toppop_on_cfgan_split_matches_reference(cfgan_split, tmp_path, capsys) 
     assert res["protocol"]["valid_frac"] == 0.2 and res["protocol"]["split_seed"] == 42
 
 
-def test_bad_row_exits_65_and_writes_nothing(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_bad_row_exits_65_and_writes_nothing(tmp_path, capsys) -> None:
     """Acceptance: a CSV whose line 7 has rating nan exits 65 naming :7; no r.json, no model dir."""
     rows = ["user,item,rating"] + [f"{u},{i},4" for u in range(1, 3) for i in range(1, 3)]
     rows += ["3,1,5", "3,2,nan", "4,1,3"]
@@ -55,7 +54,7 @@ def test_bad_row_exits_65_and_writes_nothing(tmp_path, capsys) -> None:  # noqa:
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "m").exists()
 
 
-def test_exit_codes_for_usage_and_missing_input(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_exit_codes_for_usage_and_missing_input(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["train", "--no-such-flag"])
     assert e.value.code == 2
@@ -67,7 +66,7 @@ def test_exit_codes_for_usage_and_missing_input(tmp_path, capsys) -> None:  # no
     assert code == 2 and "--params" in err
 
 
-def test_data_info_offline_from_local_copy(shared_datasets, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_data_info_offline_from_local_copy(shared_datasets, monkeypatch, capsys) -> None:
     """Acceptance: GAN4REC_DATA=../shared/datasets gan4rec data info ml-100k works with no network."""
     monkeypatch.setenv("GAN4REC_DATA", str(shared_datasets))
     monkeypatch.setenv("GAN4REC_OFFLINE", "1")
@@ -78,14 +77,14 @@ def test_data_info_offline_from_local_copy(shared_datasets, monkeypatch, capsys)
     assert info["verified"] is True
 
 
-def test_models_json_lists_registry(capsys) -> None:  # noqa: ANN001
+def test_models_json_lists_registry(capsys) -> None:
     code, out, _ = _run(capsys, "models", "--json")
     assert code == 0
     reg = json.loads(out)
     assert reg["toppop"]["adversarial"] is False and "defaults" in reg["toppop"]
 
 
-def test_train_save_info_evaluate_recommend_on_synthetic(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_train_save_info_evaluate_recommend_on_synthetic(tmp_path, capsys) -> None:
     pl = pytest.importorskip("polars")
     m, r = tmp_path / "m", tmp_path / "r.json"
     code, out, err = _run(capsys, "train", *SYNTH, "--save", str(m), "--json", str(r), "--ks", "10,20")
@@ -123,7 +122,7 @@ def test_train_save_info_evaluate_recommend_on_synthetic(tmp_path, capsys) -> No
     assert code == 65 and "users.txt:1" in err and not (tmp_path / "x.csv").exists()
 
 
-def test_config_file_and_flag_override(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_config_file_and_flag_override(tmp_path, capsys) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('model = "toppop"\n[protocol]\nvalid_frac = 0.0\nks = [5]\n[data]\ndataset = "synthetic"\n'
                    '[data.synthetic]\nsize = "ml-100k"\n')
@@ -140,7 +139,7 @@ def test_config_file_and_flag_override(tmp_path, capsys) -> None:  # noqa: ANN00
     assert code == 65 and "unknown protocol key 'valid_fraction'" in err
 
 
-def test_main_command_runs_as_a_process(tmp_path) -> None:  # noqa: ANN001
+def test_main_command_runs_as_a_process(tmp_path) -> None:
     """The README's main command, as a user types it (offline: it needs no network)."""
     env = {**os.environ, "GAN4REC_OFFLINE": "1", "GAN4REC_DATA": str(tmp_path / "empty-cache")}
     proc = subprocess.run([sys.executable, "-m", "gan4rec", "train"], capture_output=True, text=True,

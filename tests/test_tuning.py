@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from gan4rec.cli import main  # noqa: E402
-from gan4rec.data.split import Split, random_holdout  # noqa: E402
-from gan4rec.data.synthetic import make_synthetic  # noqa: E402
-from gan4rec.errors import DataError  # noqa: E402
-from gan4rec.tuning import tune  # noqa: E402
+from gan4rec.cli import main
+from gan4rec.data.split import Split, random_holdout
+from gan4rec.data.synthetic import make_synthetic
+from gan4rec.errors import DataError
+from gan4rec.tuning import tune
 
 SPACE = {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
 
@@ -39,7 +39,7 @@ def test_tune_is_seeded_and_never_reads_test(split: Split) -> None:
     assert 1.0 <= a.best_params["l2"] <= 1e4
 
 
-def test_tune_resumes_from_storage_and_time_boxes(split: Split, tmp_path) -> None:  # noqa: ANN001
+def test_tune_resumes_from_storage_and_time_boxes(split: Split, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
     first = tune("ease", split, n_trials=2, search_space=SPACE, storage=storage, seed=0)
     assert len(first.trials) == 2
@@ -62,7 +62,7 @@ def test_tune_rejects_splits_without_validation_and_bad_args(split: Split) -> No
         tune("ease", split, n_trials=2, metric="NDCG")
 
 
-def test_cli_tune_refits_per_seed_and_writes_config(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_tune_refits_per_seed_and_writes_config(tmp_path, capsys) -> None:
     out_json, cfg = tmp_path / "t.json", tmp_path / "ease.toml"
     code = main(["tune", "--model", "ease", "--trials", "3", "--seeds", "2", "--synthetic-size", "ml-100k",
                  "--json", str(out_json), "--save-config", str(cfg)])

@@ -115,7 +115,8 @@ def _write_version(folder: Path, tensors: Mapping[str, np.ndarray], meta: Mappin
     from safetensors.numpy import save as st_save
 
     folder.mkdir(parents=True)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
     full_meta = {
         "format_version": FORMAT_VERSION,
         **meta,

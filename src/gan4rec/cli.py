@@ -340,6 +340,58 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gan4rec.serve.app import run_server
+
+    if args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    if not 0 <= args.port <= 65535:
+        raise _UsageError(f"--port must be in 0..65535, got {args.port}")
+    run_server(args.model_dir, host=args.host, port=args.port, workers=args.workers,
+               api_key_file=args.api_key_file, items_file=args.items_file, strict_users=args.strict_users,
+               max_body_bytes=args.max_body_bytes, graceful_timeout=args.graceful_timeout,
+               access_log=not args.no_access_log, threads=args.threads,
+               log_level="debug" if args.debug else "warning" if args.quiet else "info")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from gan4rec.explain import explain
+    from gan4rec.serve.state import lookup_id, read_item_titles
+
+    if args.top < 1:
+        raise _UsageError(f"--top must be >= 1, got {args.top}")
+    model, _ = _load_model(args.model_dir)
+    user, item = lookup_id(model.user_map_, args.user), lookup_id(model.item_map_, args.item)
+    if user < 0:
+        raise DataError(f"--user {args.user!r}: unknown user; the model was not trained on it")
+    if item < 0:
+        raise DataError(f"--item {args.item!r}: unknown item; the model was not trained on it")
+    titles = read_item_titles(args.items_file, model.item_map_) if args.items_file else None
+    e = explain(model, item, user=user, top=args.top)
+    raw_items = model.item_map_.to_raw(e.items).tolist()
+    rows = [{"item": r, "weight": w, "title": None if titles is None else titles[i]}
+            for r, w, i in zip(raw_items, e.weights.tolist(), e.items.tolist())]
+    out = {"model": model.name, "user": model.user_map_.to_raw([user]).tolist()[0],
+           "item": model.item_map_.to_raw([item]).tolist()[0], "title": None if titles is None else titles[item],
+           "score": e.score, "method": e.method, "approximate": e.approximate, "total": e.total,
+           "baseline": e.baseline, "history_size": e.history_size, "contributions": rows,
+           "warnings": list(e.warnings)}
+    if args.json:
+        print(json.dumps(out, indent=2, default=_json_default))
+        return 0
+    name = f"{out['item']}" + (f" ({out['title']})" if out["title"] else "")
+    print(f"{model.name}: item {name} scores {e.score:.6g} for user {out['user']} "
+          f"(method: {e.method}; {e.history_size} history items)")
+    if e.total is not None:
+        what = "the score" if e.baseline is None else f"score - baseline ({e.baseline:.6g})"
+        print(f"sum of all history weights: {e.total:.6g} (equals {what})")
+    for rank, row in enumerate(rows, 1):
+        title = f"  {row['title']}" if row["title"] else ""
+        print(f"{rank:>4}  {str(row['item']):>10}  {row['weight']:>12.6g}{title}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from gan4rec.data import datasets
 
@@ -382,6 +434,81 @@ def _cmd_data(args: argparse.Namespace) -> int:
               f"and split.json to {out} (fingerprint {split.fingerprint[:12]})")
         return 0
     raise _UsageError("data: expected a subcommand: fetch, info or split")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from gan4rec.compare import load_experiment
+
+    exp = load_experiment(args.config) if args.config else {}
+    names = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else exp.get("models")
+    if not names:
+        raise _UsageError("compare needs --models NAME,NAME,... (or models = [...] in the --config file)")
+    if len(set(names)) != len(names):
+        raise _UsageError(f"--models lists a model twice: {','.join(names)}")
+    fixed = exp.get("params", {})
+    models = {n: dict(fixed.get(n, {})) for n in names}
+    seeds = args.seeds if args.seeds is not None else exp.get("seeds", 3)
+    trials = args.trials if args.trials is not None else exp.get("trials", 20)
+    splits = args.splits if args.splits is not None else exp.get("splits", 1)
+    timeout = args.timeout if args.timeout is not None else exp.get("timeout_per_model")
+    if isinstance(seeds, int) and seeds < 1:
+        raise _UsageError(f"--seeds must be >= 1, got {seeds}")
+    if trials < 0:
+        raise _UsageError(f"--trials must be >= 0, got {trials}")
+    if splits < 1:
+        raise _UsageError(f"--splits must be >= 1, got {splits}")
+    if timeout is not None and timeout <= 0:
+        raise _UsageError(f"--timeout must be > 0 seconds, got {timeout}")
+    return _run_compare(args, exp, models, seeds=seeds, trials=trials, splits=splits, timeout=timeout,
+                        skip_missing=bool(exp.get("skip_missing_models", False)),
+                        description=exp.get("description", ""), report=args.report)
+
+
+def _run_compare(
+    args: argparse.Namespace, exp: dict[str, Any], models: dict[str, dict[str, Any]], *, seeds: Any, trials: int,
+    splits: int, timeout: float | None, skip_missing: bool, description: str, report: str | None,
+) -> int:
+    """Shared by compare and demo: run, print the leaderboard, write the report and the JSON."""
+    from gan4rec.compare import compare, leaderboard_text
+
+    spec, protocol = _specs(args, exp)
+    if getattr(args, "metric", None):
+        protocol.metric = args.metric
+    result = compare(models, spec, protocol, seeds=seeds, trials=trials, splits=splits, timeout_per_model=timeout,
+                     config=exp.get("source"), device=args.device, skip_missing=skip_missing,
+                     description=description)
+    print(leaderboard_text(result))
+    if report:
+        from gan4rec.report import write_report
+
+        print(f"report: {write_report(result, report)}")
+    if args.json:
+        _write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from gan4rec.compare import demo_experiment
+    from gan4rec.models import MODELS
+
+    exp = demo_experiment(n_users=args.users, n_items=args.items)
+    syn = exp["data"]["synthetic"]
+    present = [m for m in exp["models"] if m in MODELS]
+    missing = [m for m in exp["models"] if m not in MODELS]
+    print(f"gan4rec demo: built-in synthetic dataset, {syn['n_users']} users x {syn['n_items']} items, "
+          f"{syn['n_interactions']} interactions (offline)")
+    print(f"models: {', '.join(present)}" + (f" (skipped {', '.join(missing)}: not in this build)" if missing else "")
+          + f"; {exp['trials']} tuning trials each on validation ({exp['timeout_per_model']:g} s box), "
+          f"{exp['seeds']} seed(s), test read once")
+    t0 = time.perf_counter()
+    code = _run_compare(args, exp, {m: dict(exp["params"].get(m, {})) for m in exp["models"]}, seeds=exp["seeds"],
+                        trials=exp["trials"], splits=exp["splits"], timeout=exp["timeout_per_model"],
+                        skip_missing=True, description=exp["description"], report=args.report)
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open the report in a browser")
+    return code
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -428,6 +555,35 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_options(tu)
     tu.set_defaults(func=_cmd_tune)
 
+    c = sub.add_parser("compare", help="tune, refit and test several models on the same split(s); leaderboard, "
+                                       "significance tests and an HTML report")
+    c.add_argument("--models", help="comma-separated registry names, e.g. cfgan,ease,toppop (default: the config's)")
+    c.add_argument("--config", metavar="FILE.toml",
+                   help="experiment config (configs/experiments/*.toml); flags override it; paths in it are "
+                        "relative to the current directory")
+    c.add_argument("--seeds", type=int, default=None, help="refit + test with seeds 0..N-1 (default: config, else 3)")
+    c.add_argument("--trials", type=int, default=None,
+                   help="tuning trials per model, the same for all (default: config, else 20; 0 = no tuning)")
+    c.add_argument("--splits", type=int, default=None, help="repeat over N splits, split seeds split-seed + i")
+    c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time box of each model's tuning (the same for all)")
+    c.add_argument("--metric", default=None, help="metric to tune, rank and test (default NDCG@20)")
+    c.add_argument("--refit", choices=["full", "none"], default=None)
+    c.add_argument("--report", metavar="DIR", help="write DIR/report.html (+ results.json, experiment.toml)")
+    c.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    _add_data_options(c)
+    c.set_defaults(func=_cmd_compare)
+
+    dm = sub.add_parser("demo", help="a compact comparison on built-in synthetic data, with an HTML report")
+    dm.add_argument("--report", metavar="DIR", default="gan4rec-demo",
+                    help="report folder (default ./gan4rec-demo/); the report is DIR/report.html")
+    dm.add_argument("--users", type=int, default=500, help="synthetic users (default 500)")
+    dm.add_argument("--items", type=int, default=800, help="synthetic items (default 800); ML-100K density")
+    dm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    dm.add_argument("--device", default=None)
+    dm.set_defaults(func=_cmd_demo)
+
     e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
     e.add_argument("model_dir", metavar="MODEL_DIR")
     e.add_argument("--json", metavar="FILE")
@@ -447,6 +603,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--include-seen", action="store_true", help="do not exclude the users' training items")
     r.add_argument("--batch-size", type=int, default=1024)
     r.set_defaults(func=_cmd_recommend)
+
+    sv = sub.add_parser("serve", help="serve a saved model over HTTP (recommend, explain, similar, web page)")
+    sv.add_argument("model_dir", metavar="MODEL_DIR")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1,
+                    help="worker processes (default 1; with more, SIGHUP restarts workers one by one)")
+    sv.add_argument("--api-key-file", metavar="FILE", help="accepted API keys, one per line (X-API-Key header)")
+    sv.add_argument("--items-file", metavar="FILE",
+                    help="item titles: MovieLens u.item / movies.dat / movies.csv, or a CSV with item,title")
+    sv.add_argument("--strict-users", action="store_true",
+                    help="answer 404 to unknown users instead of recommending popular items")
+    sv.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    sv.add_argument("--graceful-timeout", type=float, default=30.0,
+                    help="seconds SIGTERM waits for requests in flight before exiting (default 30)")
+    sv.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads per worker")
+    sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    sv.set_defaults(func=_cmd_serve)
+
+    ex = sub.add_parser("explain", help="which of a user's history items drove a model's score of an item")
+    ex.add_argument("model_dir", metavar="MODEL_DIR")
+    ex.add_argument("--user", required=True, help="raw user id")
+    ex.add_argument("--item", required=True, help="raw item id")
+    ex.add_argument("--top", type=int, default=10, help="history items to show (default 10)")
+    ex.add_argument("--items-file", metavar="FILE", help="item titles (as for serve)")
+    ex.add_argument("--json", action="store_true", help="print JSON")
+    ex.set_defaults(func=_cmd_explain)
 
     d = sub.add_parser("data", help="fetch, describe and split datasets")
     dsub = d.add_subparsers(dest="data_cmd", metavar="SUBCOMMAND")

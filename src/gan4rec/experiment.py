@@ -261,12 +261,12 @@ def run_on_split(
 ) -> RunResult:
     """Steps 3-5 of the protocol on an already-made split: fit with validation, refit, test once."""
     params = dict(params or {})
-    model = create(model_name, params, random_state=seed)
+    model = create(model_name, params, random_state=seed, device=device)
     if split.test is None:
         raise DataError("the split has no test part to evaluate")
 
     t0 = time.perf_counter()
-    model.fit(split.train, split.valid)
+    model.fit(split.train, split.valid, metric=protocol.metric)
     fit_seconds = time.perf_counter() - t0
     valid_metrics = None
     if split.valid is not None:
@@ -278,7 +278,7 @@ def run_on_split(
     if split.valid is not None and protocol.refit == "full":
         refit_params = model.refit_params()
         history = model.history_
-        model = create(model_name, {**params, **refit_params}, random_state=seed)
+        model = create(model_name, {**params, **refit_params}, random_state=seed, device=device)
         test_train, exclude = split.full_train(), ()
         t0 = time.perf_counter()
         model.fit(test_train, None)

@@ -132,9 +132,9 @@ def tune(
 
     def objective(trial: Any) -> float:
         params = {**suggest(trial, space), **fixed}
-        model = create(model_name, params, random_state=seed)
+        model = create(model_name, params, random_state=seed, device=device)
         t0 = time.perf_counter()
-        model.fit(split.train, valid)
+        model.fit(split.train, valid, metric=metric)
         fit_s = time.perf_counter() - t0
         res = evaluate(model.score, split.train, valid, ks=ks, device=device)
         value = float(res.metrics[metric])
@@ -152,6 +152,9 @@ def tune(
         study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
     )
+    if not space:
+        # Nothing to search: one trial gives the validation score; more would repeat it.
+        n_trials = 1
     done = sum(t.state.is_finished() for t in study.trials)
     t0 = time.perf_counter()
     if done < n_trials:

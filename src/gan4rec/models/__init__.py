@@ -10,12 +10,29 @@ from typing import Any
 
 from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender
+from gan4rec.models.baselines.bpr import BPR
+from gan4rec.models.baselines.ease import EASE
+from gan4rec.models.baselines.ials import IALS
+from gan4rec.models.baselines.knn import ItemKNN, UserKNN
+from gan4rec.models.baselines.multvae import MultVAE
 from gan4rec.models.baselines.popularity import TopPop
+from gan4rec.models.baselines.rp3beta import RP3beta
+from gan4rec.models.baselines.slim import SLIM
+from gan4rec.models.baselines.svd import PureSVD
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
 MODELS: dict[str, type[Recommender]] = {
     "toppop": TopPop,
+    "itemknn": ItemKNN,
+    "userknn": UserKNN,
+    "ease": EASE,
+    "slim": SLIM,
+    "rp3beta": RP3beta,
+    "puresvd": PureSVD,
+    "bpr": BPR,
+    "multvae": MultVAE,
+    "ials": IALS,
 }
 
 
@@ -26,16 +43,25 @@ def _get(name: str) -> type[Recommender]:
         raise DataError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
 
 
-def create(name: str, params: dict[str, Any] | None = None, *, random_state: int | None = None) -> Recommender:
+def create(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    random_state: int | None = None,
+    device: str | None = None,
+) -> Recommender:
     """A new, unfitted model from the registry with ``params`` over its defaults.
 
-    ``random_state`` is passed to models that take one, unless ``params`` sets it.
+    ``random_state`` and ``device`` are passed to models that take them, unless ``params`` sets them.
     """
     cls = _get(name)
     params = dict(params or {})
     cls.check_params(params)
-    if "random_state" in cls.default_params() and "random_state" not in params:
+    takes = cls.default_params()
+    if "random_state" in takes and "random_state" not in params:
         params["random_state"] = random_state
+    if device is not None and "device" in takes and "device" not in params:
+        params["device"] = device
     return cls(**params)
 
 

@@ -104,8 +104,12 @@ class Recommender:
         return f"{type(self).__name__}({params})"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Interactions, valid: Interactions | None = None) -> Self:
-        """Learn from ``train``; ``valid`` (same id maps) may only drive early stopping and monitoring."""
+    def fit(self, train: Interactions, valid: Interactions | None = None, *, metric: str = "NDCG@20") -> Self:
+        """Learn from ``train``; ``valid`` (same id maps) may only drive early stopping and monitoring.
+
+        ``metric`` names the validation metric that early stopping maximises; models without epochs
+        ignore it.
+        """
         if not isinstance(train, Interactions):
             raise DataError(f"train must be an Interactions, got {type(train).__name__}")
         if train.nnz == 0:

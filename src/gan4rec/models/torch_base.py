@@ -1,0 +1,361 @@
+"""Base class of the PyTorch models: seeding, device, the shared training loop, batched scoring, state.
+
+A subclass declares its hyperparameters in its own keyword-only ``__init__`` (including the common ones
+below) and implements a few hooks; everything else (validation, early stopping, checkpoints, resume,
+threads, save/load) is shared:
+
+- ``_build_modules(n_users, n_items) -> dict[str, nn.Module]``: fresh modules. Called on the CPU under
+  :func:`~gan4rec.train.seeding.seeded_init`, so default initialisers are seeded from ``random_state``
+  without touching the global generator; they are then moved to the device.
+- ``_build_optimizers(modules) -> dict[str, Optimizer]``: default one Adam(lr=``self.lr``) over every
+  trainable parameter. A GAN returns one optimiser per player.
+- ``_prepare(train)``: per-fit data on the device (pairs, CSR...), after the modules exist.
+- ``_train_epoch(epoch) -> dict[str, float]``: one epoch (a GAN alternates its D and G steps inside),
+  drawing randomness only from ``self.np_rng_`` and ``self.torch_gen_``.
+- ``_score_tensor(users) -> (n, n_items) tensor``: scores on the device, called under ``no_grad`` in eval
+  mode, for validation and for :meth:`score`.
+- optionally ``_check_params()`` (raise :class:`DataError` on a bad hyperparameter) and
+  ``_extra_state()`` / ``_load_extra_state(state)`` (JSON-ready state outside the modules that a resumed
+  run needs, e.g. a step counter).
+
+Common hyperparameters (read as attributes): ``epochs`` (the name is ``epochs_param``), ``eval_every``,
+``patience``, ``device``, ``random_state``, ``n_threads``; ``lr`` for the default optimiser.
+Checkpointing is not a hyperparameter: pass ``checkpoint_dir``, ``checkpoint_every`` and ``resume`` to
+:meth:`TorchRecommender.fit`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan4rec.data.interactions import Interactions
+from gan4rec.errors import ArtifactError, DataError
+from gan4rec.models.base import Recommender
+from gan4rec.train.loop import FitResult, fit_loop, resolve_device
+from gan4rec.train.seeding import make_rngs, seeded_init
+
+__all__ = ["DeviceCSR", "TorchRecommender", "check_float", "check_int"]
+
+
+def check_int(value: Any, name: str, *, low: int = 1, allow_none: bool = False) -> None:
+    """Raise :class:`DataError` unless ``value`` is an int ``>= low`` (or ``None`` when allowed)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise DataError(f"{name}={value!r}; expected an int >= {low}" + (" or None" if allow_none else ""))
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float = float("inf"),
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise :class:`DataError` unless ``value`` is a real number in the given interval."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = np.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open else "]")
+        raise DataError(f"{name}={value!r}; expected a number in {lo}, {hi}")
+
+
+class DeviceCSR:
+    """A CSR matrix kept on a device, expanding batches of rows to dense ``(batch, n_cols)`` tensors.
+
+    Parameters
+    ----------
+    indptr, indices
+        The CSR structure.
+    n_cols
+        Number of columns.
+    device
+        Where the structure lives and the dense rows are built.
+    values
+        Optional entry values aligned with ``indices`` (default: ones).
+    """
+
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        n_cols: int,
+        device: torch.device,
+        values: np.ndarray | None = None,
+    ) -> None:
+        # torch.tensor copies: the CSR arrays of Interactions are read-only, which torch cannot wrap.
+        self.indptr = torch.tensor(np.asarray(indptr, dtype=np.int64), device=device)
+        self.indices = torch.tensor(np.asarray(indices, dtype=np.int64), device=device)
+        self.values = (
+            None if values is None else torch.tensor(np.asarray(values, dtype=np.float32), device=device)
+        )
+        self.n_rows = len(indptr) - 1
+        self.n_cols = int(n_cols)
+        self.device = device
+
+    @classmethod
+    def from_interactions(cls, inter: Interactions, device: torch.device) -> DeviceCSR:
+        return cls(inter.indptr, inter.indices, inter.n_items, device)
+
+    def cells(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(batch position, column, entry index)`` of every stored entry of ``rows``."""
+        starts = self.indptr[rows]  # (b,)
+        lengths = self.indptr[rows + 1] - starts  # (b,)
+        pos = torch.repeat_interleave(torch.arange(len(rows), device=self.device), lengths)  # (total,)
+        offsets = torch.cumsum(lengths, 0) - lengths  # (b,) start of each row in the output
+        entry = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
+            len(pos), device=self.device
+        )
+        return pos, self.indices[entry], entry
+
+    def dense(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows ``rows`` as a dense float32 ``(len(rows), n_cols)`` tensor."""
+        out = torch.zeros((len(rows), self.n_cols), dtype=torch.float32, device=self.device)
+        pos, cols, entry = self.cells(rows)
+        out[pos, cols] = 1.0 if self.values is None else self.values[entry]
+        return out
+
+
+class TorchRecommender(Recommender):
+    """A :class:`Recommender` trained by :func:`gan4rec.train.loop.fit_loop`; see the module docstring.
+
+    Fitted attributes: ``modules_`` (name -> module, on ``device_``), ``best_epoch_`` (the epoch validation
+    chose, ``None`` without validation), ``fit_result_`` and ``history_``.
+    """
+
+    #: Name of the hyperparameter holding the number of epochs (``refit_params`` pins it).
+    epochs_param: ClassVar[str] = "epochs"
+    #: Users scored at once by :meth:`score` and during validation.
+    score_batch_size: ClassVar[int] = 1024
+
+    # Common hyperparameters: set by each subclass's __init__ (declared here for type checkers only).
+    device: str | None
+    random_state: int | np.random.Generator | None
+    eval_every: int
+    patience: int | None
+    n_threads: int | None
+    lr: float
+
+    modules_: dict[str, nn.Module]
+    optimizers_: dict[str, torch.optim.Optimizer]
+    best_epoch_: int | None
+    device_: torch.device
+    _seen_rows: DeviceCSR | None
+
+    # ------------------------------------------------------------------ hooks
+    def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def _build_optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+        if not params:
+            return {}
+        decay = float(getattr(self, "weight_decay", 0.0))
+        return {"adam": torch.optim.Adam(params, lr=float(self.lr), weight_decay=decay)}
+
+    def _prepare(self, train: Interactions) -> None:
+        """Per-fit data; default none."""
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check_params(self) -> None:
+        """Validate the model's own hyperparameters (the common ones are checked by :meth:`_fit`)."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` returned."""
+
+    def _release(self) -> None:
+        """Drop training-only data after fit (optimiser moments, device copies of the training set)."""
+        self.optimizers_ = {}
+
+    # ------------------------------------------------------------------ the Trainable protocol
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch in train mode (the loop's entry point; subclasses implement :meth:`_train_epoch`)."""
+        for m in self.modules_.values():
+            m.train()
+        return self._train_epoch(epoch)
+
+    def valid_score(self, users: np.ndarray) -> torch.Tensor:
+        """Scores of the current weights in eval mode, on the device, for validation."""
+        for m in self.modules_.values():
+            m.eval()
+        with torch.no_grad():
+            return self._score_tensor(torch.as_tensor(users, dtype=torch.int64, device=self.device_))
+
+    def modules(self) -> dict[str, nn.Module]:
+        return self.modules_
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.optimizers_
+
+    def rngs(self) -> dict[str, np.random.Generator | torch.Generator]:
+        return {"numpy": self.np_rng_, "torch": self.torch_gen_}
+
+    def extra_state(self) -> dict[str, Any]:
+        return self._extra_state()
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self._load_extra_state(state)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready identity checked on resume: model name and hyperparameters."""
+        return {"model": self.name, "params": json.loads(json.dumps(self.get_params(), default=repr))}
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        train: Interactions,
+        valid: Interactions | None = None,
+        *,
+        metric: str = "NDCG@20",
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int = 0,
+        resume: str | Path | None = None,
+    ) -> Self:
+        """Train on ``train``, selecting the epoch on ``valid`` when given.
+
+        Parameters
+        ----------
+        train, valid
+            As in :meth:`Recommender.fit`. With ``valid``, the weights of the best validated epoch are
+            kept (and :meth:`refit_params` pins that epoch count); without, those of the last epoch.
+        metric
+            Validation metric ``NAME@K`` to select on.
+        checkpoint_dir, checkpoint_every
+            Write a resumable checkpoint every ``checkpoint_every`` epochs into ``checkpoint_dir``.
+        resume
+            Continue the run checkpointed in this folder (normally ``checkpoint_dir``); the result is
+            bit-identical to an uninterrupted run on the same device.
+        """
+        self._fit_options = {
+            "metric": metric,
+            "checkpoint_dir": checkpoint_dir,
+            "checkpoint_every": checkpoint_every,
+            "resume": resume,
+        }
+        try:
+            return super().fit(train, valid)
+        finally:
+            del self._fit_options
+
+    def _check_common_params(self) -> None:
+        check_int(getattr(self, self.epochs_param), self.epochs_param)
+        check_int(self.eval_every, "eval_every")
+        check_int(self.patience, "patience", allow_none=True)
+        check_int(self.n_threads, "n_threads", allow_none=True)
+        if hasattr(self, "lr"):
+            check_float(self.lr, "lr", low_open=True)
+        if hasattr(self, "batch_size"):
+            check_int(self.batch_size, "batch_size")
+
+    def _fit(self, train: Interactions, valid: Interactions | None) -> None:
+        self._check_common_params()
+        self._check_params()
+        self.device_ = resolve_device(self.device)
+        self.np_rng_, self.torch_gen_, init_seed = make_rngs(self.random_state, self.device_)
+        with seeded_init(init_seed):
+            modules = self._build_modules(train.n_users, train.n_items)
+        self.modules_ = {name: m.to(self.device_) for name, m in modules.items()}
+        self.optimizers_ = self._build_optimizers(self.modules_)
+        self._seen_rows = None
+        self._prepare(train)
+        opts = getattr(self, "_fit_options", {})
+        result: FitResult = fit_loop(
+            self,
+            train=train,
+            valid=valid,
+            epochs=int(getattr(self, self.epochs_param)),
+            eval_every=int(self.eval_every),
+            metric=opts.get("metric", "NDCG@20"),
+            patience=self.patience,
+            checkpoint_dir=opts.get("checkpoint_dir"),
+            checkpoint_every=int(opts.get("checkpoint_every", 0)),
+            resume=opts.get("resume"),
+            device=self.device_,
+            n_threads=self.n_threads,
+            eval_batch_size=self.score_batch_size,
+            desc=self.name,
+        )
+        self.fit_result_ = result
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self._release()
+        for m in self.modules_.values():
+            m.eval()
+
+    def refit_params(self) -> dict[str, Any]:
+        """``{epochs_param: best_epoch}`` when validation chose the epoch, else ``{}``."""
+        self._check_fitted()
+        best = getattr(self, "best_epoch_", None)
+        return {} if best is None else {self.epochs_param: int(best)}
+
+    # ------------------------------------------------------------------ score
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        for m in self.modules_.values():
+            m.eval()
+        out = np.empty((len(users), self.n_items), dtype=np.float32)  # (n, n_items)
+        with torch.no_grad():
+            for start in range(0, len(users), self.score_batch_size):
+                batch = torch.as_tensor(users[start : start + self.score_batch_size], device=self.device_)
+                out[start : start + len(batch)] = self._score_tensor(batch).float().cpu().numpy()
+        return out
+
+    def _seen_dense(self, users: torch.Tensor) -> torch.Tensor:
+        """The users' training rows (``seen_``) as dense ``(n, n_items)`` 0/1 on the device."""
+        rows = getattr(self, "_seen_rows", None)
+        if rows is None:
+            rows = self._seen_rows = DeviceCSR.from_interactions(self.seen_, self.device_)
+        return rows.dense(users)
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict[str, np.ndarray]:
+        out = {
+            f"{name}/{key}": value.detach().cpu().numpy()
+            for name, m in self.modules_.items()
+            for key, value in m.state_dict().items()
+        }
+        best = getattr(self, "best_epoch_", None)
+        out["best_epoch"] = np.array([-1 if best is None else best], dtype=np.int64)
+        return out
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.device_ = resolve_device(self.device)
+        # Weights are overwritten below; the fixed seed only keeps the global generator untouched.
+        with seeded_init(0):
+            modules = self._build_modules(self.n_users, self.n_items)
+        expected = {"best_epoch"}
+        for name, m in modules.items():
+            loaded = {}
+            for key, ref in m.state_dict().items():
+                full = f"{name}/{key}"
+                expected.add(full)
+                # save_artifact stores 0-d arrays as 1-element 1-d ones (np.ascontiguousarray).
+                shape = tuple(ref.shape) if ref.ndim else (1,)
+                arr = np.array(self._expect_shape(arrays, full, shape)).reshape(tuple(ref.shape))
+                loaded[key] = torch.from_numpy(arr)
+            m.load_state_dict(loaded)
+        unexpected = sorted(set(arrays) - expected)
+        if unexpected:
+            raise ArtifactError(f"saved {self.name} model holds unexpected arrays {unexpected}")
+        best = int(self._expect_shape(arrays, "best_epoch", (1,))[0])
+        self.best_epoch_ = None if best < 0 else best
+        self.modules_ = {name: m.to(self.device_).eval() for name, m in modules.items()}
+        self.optimizers_ = {}
+        self._seen_rows = None

@@ -1,0 +1,445 @@
+"""The one training loop every iterative model runs: epochs, validation, early stopping, checkpoints.
+
+The loop never looks inside an epoch. A model hands it a :class:`Trainable`; the loop calls
+``train_epoch(epoch)`` for epochs ``1..epochs``, validates every ``eval_every`` epochs (and after the last)
+with :func:`gan4rec.evaluation.evaluator.evaluate` on ``valid`` (the user's train items excluded from the
+ranking), keeps a copy of the best weights, stops after ``patience`` validations without improvement,
+and restores the best weights at the end. Every ``checkpoint_every`` epochs it writes a resumable
+checkpoint (:mod:`gan4rec.train.checkpoint`); ``resume=`` continues from the newest readable one so that
+the final weights are bit-identical to an uninterrupted run on the same device.
+
+Selection rule: the best epoch is the first evaluated epoch with the highest validation metric (a later
+epoch must be strictly better to replace it), so a refit with ``epochs=best_epoch`` reproduces it.
+
+On the CPU the loop runs with ``torch.set_num_threads(n_threads)``, put back afterwards: small-batch
+updates gain nothing from more threads and on a shared 2-core machine two threads are much slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan4rec._progress import progress
+from gan4rec.data.interactions import Interactions
+from gan4rec.errors import ArtifactError, DataError
+from gan4rec.evaluation.evaluator import evaluate
+from gan4rec.evaluation.metrics import RANKING_METRICS
+from gan4rec.train.checkpoint import (
+    CheckpointStore,
+    StateDicts,
+    pack_training_state,
+    snapshot_modules,
+    unpack_training_state,
+)
+
+__all__ = ["FitResult", "Trainable", "fit_loop", "parse_metric", "resolve_device", "torch_threads"]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """What :func:`fit_loop` needs from a model.
+
+    Optionally also ``extra_state() -> dict`` / ``load_extra_state(dict)`` (JSON-ready state outside the
+    modules, e.g. a KL-annealing step counter, saved in checkpoints) and ``config() -> dict`` (JSON-ready
+    identity, e.g. the model name and params; a resume checks that it matches the checkpoint).
+    """
+
+    def train_epoch(self, epoch: int) -> Mapping[str, float]:
+        """Run one epoch (``epoch`` counts from 1) and return its scalar diagnostics (losses...)."""
+        ...
+
+    def valid_score(self, users: np.ndarray) -> torch.Tensor | np.ndarray:
+        """Scores ``(len(users), n_items)`` of the current weights, for validation."""
+        ...
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        """Every module whose weights are trained (checkpointed, snapshotted for early stopping)."""
+        ...
+
+    def optimizers(self) -> Mapping[str, torch.optim.Optimizer]:
+        """Every optimiser (checkpointed); may be empty."""
+        ...
+
+    def rngs(self) -> Mapping[str, np.random.Generator | torch.Generator]:
+        """Every generator the epochs draw from (checkpointed)."""
+        ...
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_loop` returns.
+
+    Attributes
+    ----------
+    history
+        One row per epoch run: ``epoch``, the epoch's diagnostics, ``valid_<metric>`` (and extra metrics)
+        when validated, ``valid_seconds`` and ``seconds`` (wall time of the epoch including validation).
+    best_epoch
+        The epoch whose weights the trainable holds at the end; ``None`` without validation (the last
+        epoch's weights are kept).
+    best_value
+        Its validation metric (``nan`` without validation).
+    stopped_early
+        Whether training stopped before ``epochs``: patience ran out, or a diagnostic became non-finite
+        (logged as a warning; the best weights validated before are kept).
+    resumed_from
+        The epoch of the checkpoint the run resumed from, else ``None``.
+    """
+
+    history: list[dict[str, float]]
+    best_epoch: int | None
+    best_value: float
+    stopped_early: bool
+    resumed_from: int | None = None
+    checkpoints: list[str] = field(default_factory=list)
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """``"NDCG@20" -> ("NDCG", 20)``; a :class:`DataError` names the accepted forms otherwise."""
+    name, sep, k = str(metric).partition("@")
+    if not sep or name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise DataError(
+            f"metric={metric!r}; expected NAME@K with NAME among {', '.join(RANKING_METRICS)} and K >= 1"
+        )
+    return name, int(k)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; a bad or unavailable device is a :class:`DataError`."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DataError(
+            f"device={device!r} is not a torch device; expected 'cpu', 'cuda', 'cuda:N' or None"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device={device!r} but CUDA is not available here; pass 'cpu' or None")
+    return dev
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous value (``None``: as is)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise DataError(f"n_threads={n!r}; expected a positive int or None (leave torch's setting)")
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if n is not None:
+            torch.set_num_threads(previous)
+
+
+def _check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        lowest = "a non-negative" if allow_zero else "a positive"
+        raise DataError(f"{name}={value!r}; expected {lowest} int" + (" or None" if allow_none else ""))
+
+
+@dataclass
+class _LoopState:
+    epoch: int = 0
+    best_epoch: int | None = None
+    best_value: float = -math.inf
+    bad_evals: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_value": None if not math.isfinite(self.best_value) else self.best_value,
+            "bad_evals": self.bad_evals,
+            "stopped": self.stopped,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> _LoopState:
+        best = d.get("best_value")
+        return cls(
+            epoch=int(d["epoch"]),
+            best_epoch=d.get("best_epoch"),
+            best_value=-math.inf if best is None else float(best),
+            bad_evals=int(d["bad_evals"]),
+            stopped=bool(d["stopped"]),
+            history=[dict(r) for r in d["history"]],
+        )
+
+
+def fit_loop(
+    trainable: Trainable,
+    *,
+    train: Interactions,
+    valid: Interactions | None = None,
+    epochs: int,
+    eval_every: int = 1,
+    metric: str = "NDCG@20",
+    extra_metrics: Sequence[str] = (),
+    patience: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    keep_checkpoints: int = 2,
+    resume: str | Path | None = None,
+    device: str | torch.device | None = None,
+    n_threads: int | None = 1,
+    eval_batch_size: int = 1024,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``trainable`` for up to ``epochs`` epochs with validation, early stopping and checkpoints.
+
+    Parameters
+    ----------
+    trainable
+        The model (see :class:`Trainable`), already built, its modules on ``device``.
+    train
+        The training interactions: excluded from validation rankings, fingerprinted into checkpoints.
+    valid
+        Validation interactions (same maps); ``None`` trains all ``epochs`` without validation.
+    epochs
+        Maximum number of epochs.
+    eval_every
+        Validate every this many epochs, and after the last one.
+    metric
+        ``NAME@K`` to select on, e.g. ``"NDCG@20"``; higher is better.
+    extra_metrics
+        Further ``NAME@K`` recorded in the history (not used for selection).
+    patience
+        Stop after this many consecutive validations without a strictly better ``metric``; ``None`` runs
+        all epochs (the best epoch's weights are still restored).
+    checkpoint_dir
+        Folder for resumable checkpoints; one is written every ``checkpoint_every`` epochs and when the
+        loop ends. It must not hold checkpoints of another run unless ``resume`` points at it.
+    checkpoint_every
+        ``0`` (default) writes no checkpoints.
+    keep_checkpoints
+        Newest checkpoints kept (>= 2).
+    resume
+        Folder to resume from (normally ``checkpoint_dir``): the newest readable checkpoint is loaded
+        (an unreadable newest one falls back to the previous one, with a warning). No checkpoint there
+        means a fresh start. The checkpoint must come from the same trainable config and data.
+    device
+        Where validation ranks (``None``: CUDA when available). On a CPU device ``n_threads`` applies.
+    n_threads
+        ``torch.set_num_threads`` while the loop runs on the CPU (restored afterwards); ``None`` leaves it.
+    eval_batch_size
+        Users scored at once during validation.
+    desc
+        Label of the progress bar and log lines.
+
+    Returns
+    -------
+    FitResult
+    """
+    _check_positive(epochs, "epochs")
+    _check_positive(eval_every, "eval_every")
+    _check_positive(patience, "patience", allow_none=True)
+    _check_positive(checkpoint_every, "checkpoint_every", allow_zero=True)
+    metric_family, metric_k = parse_metric(metric)
+    extra = [m for m in extra_metrics if m != metric]
+    families = {metric_family}
+    ks = {metric_k}
+    for m in extra:
+        fam, k = parse_metric(m)
+        families.add(fam)
+        ks.add(k)
+    if valid is not None and not train.same_space(valid):
+        raise DataError("valid does not share train's user and item id maps")
+    if checkpoint_every and checkpoint_dir is None:
+        raise DataError("checkpoint_every > 0 needs a checkpoint_dir")
+    dev = resolve_device(device)
+
+    modules = dict(trainable.modules())
+    optimizers = dict(trainable.optimizers())
+    rngs = dict(trainable.rngs())
+    config = _json_roundtrip(
+        {
+            "trainable": trainable.config() if hasattr(trainable, "config") else None,
+            "train": train.fingerprint(),
+            "valid": None if valid is None else valid.fingerprint(),
+            "loop": {"epochs": epochs, "eval_every": eval_every, "metric": metric, "patience": patience},
+        }
+    )
+    store = None if checkpoint_dir is None else CheckpointStore(checkpoint_dir, keep=keep_checkpoints)
+
+    state = _LoopState()
+    best_weights: StateDicts | None = None
+    resumed_from = None
+    same_folder = (
+        store is not None and resume is not None and Path(resume).resolve() == store.folder.resolve()
+    )
+    if store is not None and not same_folder and store.epochs():
+        raise DataError(
+            f"checkpoint_dir={str(checkpoint_dir)!r} already holds checkpoints of a run; "
+            "pass resume= that folder "
+            "to continue it, or choose an empty folder"
+        )
+    if resume is not None:
+        ckpt = CheckpointStore(resume, keep=keep_checkpoints).load_latest()
+        if ckpt is None:
+            logger.warning("%s: no readable checkpoint in %s; starting from epoch 1", desc, resume)
+            if same_folder:
+                store.discard_after(0)  # type: ignore[union-attr]
+        else:
+            _check_config(ckpt.meta.get("config"), config, ckpt.path)
+            best_weights = unpack_training_state(
+                ckpt.tensors, ckpt.meta, modules, optimizers, rngs, where=str(ckpt.path)
+            )
+            if hasattr(trainable, "load_extra_state"):
+                trainable.load_extra_state(ckpt.meta.get("extra", {}))
+            state = _LoopState.from_json(ckpt.meta["loop"])
+            resumed_from = state.epoch
+            logger.info("%s: resumed from %s (epoch %d)", desc, ckpt.path, state.epoch)
+            if same_folder:
+                store.discard_after(state.epoch)  # type: ignore[union-attr]
+
+    written: list[str] = []
+
+    def save_checkpoint() -> None:
+        assert store is not None
+        tensors, meta = pack_training_state(modules, optimizers, rngs, best=best_weights)
+        meta["config"] = config
+        meta["loop"] = state.to_json()
+        meta["extra"] = trainable.extra_state() if hasattr(trainable, "extra_state") else {}
+        written.append(str(store.save(state.epoch, tensors, meta)))
+
+    on_cpu = dev.type == "cpu"
+    with torch_threads(n_threads if on_cpu else None):
+        remaining = range(state.epoch + 1, epochs + 1) if not state.stopped else range(0)
+        for epoch in progress(remaining, desc=desc, total=len(remaining), unit="epoch"):
+            t0 = time.perf_counter()
+            losses = trainable.train_epoch(epoch)
+            row: dict[str, float] = {"epoch": epoch}
+            for key, value in losses.items():
+                row[str(key)] = float(value)
+            state.epoch = epoch
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            diverged = bool(bad)
+            if diverged:
+                # Diverged: validating NaN weights would fail; keep the best weights seen so far instead.
+                logger.warning("%s: %s became non-finite at epoch %d; stopping", desc, ", ".join(bad), epoch)
+                state.stopped = True
+            elif valid is not None and (epoch % eval_every == 0 or epoch == epochs):
+                t_eval = time.perf_counter()
+                res = evaluate(
+                    trainable.valid_score,
+                    train,
+                    valid,
+                    ks=sorted(ks),
+                    metrics=sorted(families),
+                    batch_size=eval_batch_size,
+                    device=dev,
+                )
+                value = float(res.metrics[metric])
+                row[f"valid_{metric}"] = value
+                for m in extra:
+                    row[f"valid_{m}"] = float(res.metrics[m])
+                row["valid_seconds"] = time.perf_counter() - t_eval
+                if value > state.best_value:
+                    state.best_value, state.best_epoch, state.bad_evals = value, epoch, 0
+                    best_weights = snapshot_modules(modules)
+                else:
+                    state.bad_evals += 1
+                    if patience is not None and state.bad_evals >= patience:
+                        state.stopped = True
+            row["seconds"] = time.perf_counter() - t0
+            state.history.append(row)
+            _log_epoch(desc, epoch, epochs, row, metric, state)
+            last = state.stopped or epoch == epochs
+            # A diverged state is not worth resuming (and non-finite weights would not load anyway).
+            if (
+                store is not None
+                and checkpoint_every
+                and (epoch % checkpoint_every == 0 or last)
+                and not diverged
+            ):
+                save_checkpoint()
+            if state.stopped:
+                if not diverged:
+                    logger.info(
+                        "%s: early stop after epoch %d (%d validations without improvement); "
+                        "best %s = %.4f at epoch %s",
+                        desc,
+                        epoch,
+                        state.bad_evals,
+                        metric,
+                        state.best_value,
+                        state.best_epoch,
+                    )
+                break
+
+    if best_weights is not None and state.best_epoch != state.epoch:
+        for module_name, module in modules.items():
+            module.load_state_dict(best_weights[module_name])
+        logger.info(
+            "%s: restored the weights of epoch %d (%s = %.4f)",
+            desc,
+            state.best_epoch,
+            metric,
+            state.best_value,
+        )
+    return FitResult(
+        history=state.history,
+        best_epoch=state.best_epoch,
+        best_value=state.best_value if state.best_epoch is not None else math.nan,
+        stopped_early=state.stopped,
+        resumed_from=resumed_from,
+        checkpoints=written,
+    )
+
+
+def _log_epoch(
+    desc: str, epoch: int, epochs: int, row: Mapping[str, float], metric: str, state: _LoopState
+) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    skip = {"epoch", "seconds", "valid_seconds"}
+    parts = [f"{k}={v:.4g}" for k, v in row.items() if k not in skip]
+    best = f" (best {state.best_value:.4f} @ {state.best_epoch})" if state.best_epoch is not None else ""
+    logger.info("%s: epoch %d/%d %s%s %.2f s", desc, epoch, epochs, " ".join(parts), best, row["seconds"])
+
+
+def _json_roundtrip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=repr))
+
+
+def _check_config(saved: Any, current: Any, where: Path) -> None:
+    """Refuse to resume a checkpoint of another model, another config or other data."""
+    if saved == current:
+        return
+    if not isinstance(saved, dict):
+        raise ArtifactError(f"{where}: checkpoint holds no run config; it cannot be resumed")
+    for section in ("trainable", "train", "valid", "loop"):
+        if saved.get(section) != current.get(section):
+            raise DataError(
+                f"resume: checkpoint {where} is of another run ({section} differs: "
+                f"{_short(saved.get(section))} in the checkpoint, {_short(current.get(section))} now)"
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
