@@ -1,0 +1,173 @@
+"""Fit time, peak memory and full-ranking evaluation throughput of every baseline.
+
+Each model runs in its own subprocess (so peak RSS is its own), on the CFGAN ML-100K split or on the
+synthetic dataset at a preset size. The table prints the command, the machine, the thread count, and each
+fit time as a ratio to a reference run in the same process (a 2048^3 float32 torch matmul), so numbers
+from different machines can be compared.
+
+    python benchmarks/baselines.py --data cfgan                 # the CFGAN ML-100K split (../shared)
+    python benchmarks/baselines.py --data ml-20m --models ease,itemknn,puresvd --timeout 1800
+
+Params: the tuned configs ``configs/<model>-ml100k.toml`` where present, else the model defaults;
+torch models are timed for ``--epochs`` epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GAN4REC_SHARED", ROOT.parent / "shared")) / "datasets" / "cfgan-ml100k"
+MODELS = ["toppop", "itemknn", "userknn", "rp3beta", "ease", "slim", "puresvd", "ials", "bpr", "multvae"]
+EPOCH_PARAMS = {"bpr": "epochs", "multvae": "epochs", "ials": "iterations"}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(model: str, data: str, epochs: int, eval_users: int) -> dict:
+    import numpy as np
+
+    from gan4rec.evaluation.evaluator import evaluate
+    from gan4rec.models import create
+
+    t0 = time.perf_counter()
+    if data == "cfgan":
+        from gan4rec.data.io import read_uir_pair
+
+        train, test = read_uir_pair(SHARED / "ML100K.train", SHARED / "ML100K.test", format="uir")
+    else:
+        from gan4rec.data.datasets import load_dataset
+        from gan4rec.data.split import random_holdout
+
+        split = random_holdout(load_dataset("synthetic", size=data), test_frac=0.2, valid_frac=0.0,
+                               random_state=42)
+        train, test = split.train, split.test
+    load_s = time.perf_counter() - t0
+    rss_data = _rss_mb()
+    params: dict = {}
+    cfg = ROOT / "configs" / f"{model}-ml100k.toml"
+    if cfg.is_file():
+        params = dict(tomllib.loads(cfg.read_text()).get("params", {}))
+    if model in EPOCH_PARAMS:
+        params[EPOCH_PARAMS[model]] = epochs
+    m = create(model, params, random_state=0)
+    t0 = time.perf_counter()
+    m.fit(train)
+    fit_s = time.perf_counter() - t0
+    users = np.arange(min(eval_users, train.n_users))
+    rng = np.random.default_rng(0)
+    users = np.sort(rng.choice(train.n_users, size=len(users), replace=False))
+    t0 = time.perf_counter()
+    res = evaluate(m.score, train, test, ks=(20,), users=users)
+    eval_s = time.perf_counter() - t0
+    return {
+        "model": model, "n_users": train.n_users, "n_items": train.n_items, "nnz": train.nnz,
+        "load_s": load_s, "fit_s": fit_s, "eval_users": int(res.n_users), "eval_s": eval_s,
+        "users_per_s": res.n_users / eval_s if eval_s else float("nan"), "ndcg20": res.metrics["NDCG@20"],
+        "rss_data_mb": rss_data, "peak_rss_mb": _rss_mb(), "params": params,
+    }
+
+
+def _reference_matmul_s() -> float:
+    import torch
+
+    a = torch.randn(2048, 2048)
+    b = torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="cfgan", help="cfgan (the real ML-100K split) or a synthetic size: "
+                   "ml-100k, ml-1m, ml-20m")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--epochs", type=int, default=5, help="epochs/iterations timed for torch models and iALS")
+    p.add_argument("--eval-users", type=int, default=10_000)
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per model")
+    p.add_argument("--threads", type=int, default=1, help="OMP/MKL/OpenBLAS/torch threads per model")
+    p.add_argument("--json", help="write the rows as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.child:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(_child(args.child, args.data, args.epochs, args.eval_users)))
+        return 0
+    if args.data == "cfgan" and not (SHARED / "ML100K.train").is_file():
+        print(f"skip: {SHARED} is absent (the CFGAN split lives in ../shared/datasets)")
+        return 0
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ref = _reference_matmul_s()
+    env = {**os.environ, **{v: str(args.threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                           "OPENBLAS_NUM_THREADS")}}
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"machine: {_cpu_model()}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; "
+          f"threads per model: {args.threads}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
+    print(f"reference: 2048^3 float32 matmul {ref * 1e3:.1f} ms ({2 * 2048**3 / ref / 1e9:.0f} GFLOP/s)")
+    header = f"{'model':<9} {'users':>7} {'items':>6} {'nnz':>9} {'fit s':>8} {'fit/ref':>8} {'peak MB':>8} " \
+             f"{'data MB':>8} {'eval users/s':>12} {'NDCG@20':>8}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for model in args.models.split(","):
+        cmd = [sys.executable, __file__, "--child", model, "--data", args.data, "--epochs", str(args.epochs),
+               "--eval-users", str(args.eval_users), "--threads", str(args.threads)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+        except subprocess.TimeoutExpired:
+            print(f"{model:<9} did not finish within {args.timeout:.0f} s")
+            rows.append({"model": model, "error": f"timeout {args.timeout} s"})
+            continue
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{model:<9} cannot run at this size: {reason}")
+            rows.append({"model": model, "error": reason})
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r["fit_over_ref"] = r["fit_s"] / ref
+        rows.append(r)
+        print(f"{model:<9} {r['n_users']:>7} {r['n_items']:>6} {r['nnz']:>9} {r['fit_s']:>8.2f} "
+              f"{r['fit_over_ref']:>8.1f} {r['peak_rss_mb']:>8.0f} {r['rss_data_mb']:>8.0f} "
+              f"{r['users_per_s']:>12.0f} {r['ndcg20']:>8.4f}")
+    print(f"(torch models and iALS: {args.epochs} epochs/iterations; fit/ref = fit time / reference matmul time)")
+    if args.json:
+        from gan4rec.artifacts import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"argv": sys.argv, "reference_s": ref, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
