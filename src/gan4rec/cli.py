@@ -388,7 +388,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"sum of all history weights: {e.total:.6g} (equals {what})")
     for rank, row in enumerate(rows, 1):
         title = f"  {row['title']}" if row["title"] else ""
-        print(f"{rank:>4}  {str(row['item']):>10}  {row['weight']:>12.6g}{title}")
+        print(f"{rank:>4}  {row['item']!s:>10}  {row['weight']:>12.6g}{title}")
     return 0
 
 

@@ -1,0 +1,245 @@
+"""Request and response bodies of the HTTP service (pydantic models; they are also its OpenAPI schema).
+
+Ids are raw ids exactly as in the training data: JSON integers or strings, never booleans. A JSON number
+with a zero fraction (``42.0``, which JSON Schema counts as an integer) is the id 42 when it is exact
+(|x| <= 2^53); any other float is refused. A string form of an integer id (``"42"``) is accepted where
+the model's ids are integers; responses always give ids in the model's own kind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+__all__ = [
+    "MAX_BATCH_USERS",
+    "MAX_EXPLAIN_ITEMS",
+    "MAX_ID_CHARS",
+    "MAX_K",
+    "MAX_LIST",
+    "MAX_TOP",
+    "BatchExplanation",
+    "BatchRecommendation",
+    "Contribution",
+    "ErrorBody",
+    "ExplainRequest",
+    "ExplanationBody",
+    "Health",
+    "HistoryBody",
+    "HistoryExplainRequest",
+    "HistoryRecommendRequest",
+    "Id",
+    "Info",
+    "ItemList",
+    "Readiness",
+    "RecommendRequest",
+    "Recommendation",
+    "ReloadBody",
+    "ScoredItem",
+    "SimilarBody",
+    "TitledItem",
+    "UserExplainRequest",
+    "UsersRecommendRequest",
+]
+
+#: Longest list length ``k`` (``/recommend``, ``/similar``).
+MAX_K = 1000
+#: Longest history, exclude or candidates list.
+MAX_LIST = 10_000
+#: Most users in one batch ``POST /recommend``.
+MAX_BATCH_USERS = 256
+#: Most items explained by one ``POST /explain``.
+MAX_EXPLAIN_ITEMS = 100
+#: Most history items returned per explanation.
+MAX_TOP = 100
+#: Longest string id.
+MAX_ID_CHARS = 256
+
+# Floats above 2^53 are not exact integers: an id sent that way has already lost digits in the client.
+_EXACT_FLOAT_INT = 2**53
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts ``30.0`` as an integer; take it as the id 30 when exact, refuse it otherwise."""
+    if isinstance(value, bool):
+        # pydantic turns a ValueError (not a TypeError) into a 422 answer
+        raise ValueError("a boolean is not an id")  # noqa: TRY004
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) > _EXACT_FLOAT_INT:
+            raise ValueError("a number id must be an integer (fractional or too large to be exact)")
+        return int(value)
+    return value
+
+
+Id = Annotated[
+    Annotated[StrictInt, BeforeValidator(_integral)]
+    | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)],
+    Field(description="A raw user or item id: an integer or a string, as in the training data."),
+]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ScoredItem(BaseModel):
+    item: Id
+    score: float = Field(description="The model's score (finite), or the training popularity for a fallback.")
+    title: str | None = Field(default=None, description="Present where the server knows item titles.")
+
+
+class TitledItem(BaseModel):
+    item: Id
+    title: str | None = None
+
+
+class Recommendation(BaseModel):
+    user: Id | None = Field(description="The user id; null for an ad-hoc history.")
+    items: list[ScoredItem]
+    strategy: Literal["model", "popularity_fallback"]
+    model_version: str
+    warnings: list[str]
+
+
+class BatchRecommendation(BaseModel):
+    results: list[Recommendation]
+    model_version: str
+
+
+class _RecommendOptions(BaseModel):
+    model_config = _STRICT
+
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    exclude_seen: bool = Field(default=True,
+                               description="Drop the users' training items (the history's items).")
+    exclude: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
+    candidates: list[Id] | None = Field(default=None, max_length=MAX_LIST,
+                                        description="Rank only these items (all items when absent).")
+
+
+class UsersRecommendRequest(_RecommendOptions):
+    """Recommendations for a batch of users (unknown ones get the popularity fallback)."""
+
+    users: list[Id] = Field(min_length=1, max_length=MAX_BATCH_USERS)
+
+
+class HistoryRecommendRequest(_RecommendOptions):
+    """Recommendations for an ad-hoc history of item ids, folded into models that can (400 for the others)."""
+
+    history: list[Id] = Field(max_length=MAX_LIST)
+
+
+#: ``POST /recommend`` takes one of the two bodies (each forbids the other's key).
+RecommendRequest = UsersRecommendRequest | HistoryRecommendRequest
+
+
+class _ExplainOptions(BaseModel):
+    model_config = _STRICT
+
+    items: list[Id] = Field(min_length=1, max_length=MAX_EXPLAIN_ITEMS)
+    top: int = Field(default=10, ge=1, le=MAX_TOP)
+
+
+class UserExplainRequest(_ExplainOptions):
+    """Explain several items' scores for a known user."""
+
+    user: Id
+
+
+class HistoryExplainRequest(_ExplainOptions):
+    """Explain several items' scores for an ad-hoc history (models that fold in)."""
+
+    history: list[Id] = Field(max_length=MAX_LIST)
+
+
+#: ``POST /explain`` takes one of the two bodies.
+ExplainRequest = UserExplainRequest | HistoryExplainRequest
+
+
+class Contribution(BaseModel):
+    item: Id
+    weight: float
+    title: str | None = None
+
+
+class ExplanationBody(BaseModel):
+    user: Id | None
+    item: Id
+    title: str | None = None
+    score: float | None = Field(description="The model's score of the item for this user or history.")
+    method: str = Field(
+        description="'exact', 'integrated_gradients' or 'embedding_similarity (approximate)'.")
+    approximate: bool
+    contributions: list[Contribution] = Field(description="History items, largest weight first.")
+    total: float | None = Field(description="Sum of the weights over the whole history (see the docs).")
+    baseline: float | None = Field(description="Score of an empty history (integrated gradients).")
+    history_size: int
+    model_version: str
+    warnings: list[str]
+
+
+class BatchExplanation(BaseModel):
+    results: list[ExplanationBody]
+    model_version: str
+
+
+class SimilarBody(BaseModel):
+    item: Id
+    title: str | None = None
+    items: list[ScoredItem]
+    method: Literal["fold_in", "embedding_cosine", "cooccurrence_cosine"]
+    model_version: str
+
+
+class HistoryBody(BaseModel):
+    user: Id
+    items: list[TitledItem]
+    total: int = Field(description="Number of training items of the user (items may be cut to 'limit').")
+    model_version: str
+
+
+class ItemList(BaseModel):
+    items: list[TitledItem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    model: str
+    model_version: str
+    loaded_at: str
+    n_users: int
+    n_items: int
+    reloads: int = Field(description="Successful reloads since the process started.")
+    refused_reloads: int
+    last_reload_error: str | None
+    pid: int = Field(description="Process id of the worker that answered (several with --workers).")
+
+
+class Info(BaseModel):
+    model: str
+    model_version: str
+    n_users: int
+    n_items: int
+    fold_in: bool = Field(description="Whether POST /recommend accepts an ad-hoc history.")
+    explain_method: str | None
+    titles: bool
+    example_users: list[Id]
+    auth: bool = Field(description="Whether the API needs an X-API-Key header.")
+    limits: dict[str, int]
+
+
+class ReloadBody(BaseModel):
+    status: Literal["reloaded"]
+    model_version: str
+    previous_version: str
+    workers: Literal["this", "all"] = Field(
+        description="'all' when several workers run: each of the others reloads within about a second, "
+                    "verifying the artifact itself.")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[dict[str, Any]] | None = None
