@@ -19,6 +19,8 @@ from gan4rec.models.baselines.popularity import TopPop
 from gan4rec.models.baselines.rp3beta import RP3beta
 from gan4rec.models.baselines.slim import SLIM
 from gan4rec.models.baselines.svd import PureSVD
+from gan4rec.models.gan.cfgan import CFGAN
+from gan4rec.models.gan.irgan import IRGAN
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
@@ -33,6 +35,8 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "multvae": MultVAE,
     "ials": IALS,
+    "cfgan": CFGAN,
+    "irgan": IRGAN,
 }
 
 

@@ -24,11 +24,15 @@ from gan4rec.data.sampling import NegativeSampler
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 
-__all__ = ["BPR"]
+__all__ = ["BPR", "MFScorer"]
 
 
-class _MF(nn.Module):
-    """User and item embeddings plus an item bias."""
+class MFScorer(nn.Module):
+    """User and item embeddings plus an item bias: ``x_ui = p_u . q_i + b_i``.
+
+    Also the default scorer of both IRGAN players, which is why it is public. A scorer trained by
+    :class:`BPR` provides :meth:`scores` (full catalogue) and :meth:`bpr_terms` (one triple batch).
+    """
 
     init_std: ClassVar[float] = 0.1
 
@@ -44,6 +48,28 @@ class _MF(nn.Module):
     def scores(self, users: torch.Tensor) -> torch.Tensor:
         """``(n, n_items)`` scores of every item."""
         return self.user(users) @ self.item.weight.T + self.item_bias.weight.T
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of aligned ``(user, item)`` pairs, any common shape."""
+        return (self.user(users) * self.item(items)).sum(dim=-1) + self.item_bias(items).squeeze(-1)
+
+    def sq_norms(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Summed squared norms of the embedding rows and biases that the pairs touch (per-sample L2)."""
+        return (
+            self.user(users).square().sum()
+            + self.item(items).square().sum()
+            + self.item_bias(items).square().sum()
+        )
+
+    def bpr_terms(
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x_ui - x_uj`` ``(b,)`` and the summed squared norms of every row the triples touch."""
+        pu, qi, qj = self.user(users), self.item(pos), self.item(neg)  # (b, f) each
+        bi, bj = self.item_bias(pos).squeeze(1), self.item_bias(neg).squeeze(1)  # (b,)
+        diff = (pu * (qi - qj)).sum(dim=1) + bi - bj  # (b,)
+        sq = pu.square().sum() + qi.square().sum() + qj.square().sum() + bi.square().sum() + bj.square().sum()
+        return diff, sq
 
 
 class BPR(TorchRecommender):
@@ -110,7 +136,7 @@ class BPR(TorchRecommender):
         check_float(self.l2, "l2")
 
     def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
-        return {"mf": _MF(n_users, n_items, int(self.n_factors))}
+        return {"mf": MFScorer(n_users, n_items, int(self.n_factors))}
 
     def _prepare(self, train: Interactions) -> None:
         self._sampler = NegativeSampler.from_interactions(train)
@@ -123,7 +149,7 @@ class BPR(TorchRecommender):
             self.__dict__.pop(attr, None)
 
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
-        mf: _MF = self.modules_["mf"]  # type: ignore[assignment]
+        mf: MFScorer = self.modules_["mf"]  # type: ignore[assignment]
         opt = self.optimizers_["adam"]
         dev = self.device_
         order = self.np_rng_.permutation(len(self._pair_users))  # (nnz,)
@@ -138,21 +164,9 @@ class BPR(TorchRecommender):
         bs = int(self.batch_size)
         for start in range(0, len(users), bs):
             u, i, j = users[start : start + bs], pos[start : start + bs], neg[start : start + bs]
-            pu, qi, qj = mf.user(u), mf.item(i), mf.item(j)  # (b, f) each
-            bi, bj = mf.item_bias(i).squeeze(1), mf.item_bias(j).squeeze(1)  # (b,)
-            diff = (pu * (qi - qj)).sum(dim=1) + bi - bj  # (b,) x_ui - x_uj
+            diff, sq = mf.bpr_terms(u, i, j)  # (b,), scalar
             loss = -F.logsigmoid(diff).mean()
-            reg = (
-                l2
-                * (
-                    pu.square().sum()
-                    + qi.square().sum()
-                    + qj.square().sum()
-                    + bi.square().sum()
-                    + bj.square().sum()
-                )
-                / len(u)
-            )
+            reg = l2 * sq / len(u)
             opt.zero_grad(set_to_none=True)
             (loss + reg).backward()
             opt.step()

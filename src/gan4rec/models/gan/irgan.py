@@ -1,0 +1,833 @@
+"""IRGAN for item recommendation (Wang et al., SIGIR 2017): a minimax game with a policy-gradient generator.
+
+Two players score ``(user, item)`` pairs (:class:`~gan4rec.models.baselines.bpr.MFScorer` with an item bias
+by default, or :class:`MLPScorer`) and play
+
+    min_G max_D  E_{i ~ p_data(.|u)} [log D(u, i)] + E_{j ~ p_G(.|u)} [log(1 - D(u, j))]
+
+- **G** is a softmax over the catalogue per user, ``p_G(j | u) = softmax_j(g(u, j) / g_tau)`` (restricted
+  to the user's unobserved training items with ``exclude_seen=True``). Its samples are discrete, so G
+  learns by REINFORCE: per user, ``-mean_k (r_k - b_k) w_k log p_G(j_k | u)`` over ``g_samples * |pos(u)|``
+  sampled items ``j_k``, each user weighing the same (the original made one update per user).
+- **Reward** ``r = 2 (sigmoid(d(u, j)) - 0.5)`` (``reward="sigmoid"``, the original code) or
+  ``r = log sigmoid(d(u, j)) = log D(u, j)`` (``reward="log"``, the non-saturating GAN objective).
+- **Baseline** ``b_k``: ``"mean"`` (default) is the mean reward of the user's *other* samples in the batch
+  (leave-one-out, so the gradient stays unbiased); ``"ema"`` an exponential moving average of the batch
+  mean reward (momentum ``baseline_momentum``); ``"none"`` is the original code.
+- **Importance sampling** (``importance_sampling = lam > 0``, the original code's undocumented trick with
+  ``lam = 0.2``): G's items are drawn from ``q = (1 - lam) p_G + lam * uniform(pos(u))`` and weighted by
+  ``w = p_G / q``, which steers exploration towards the user's positives. ``lam = 0`` samples ``p_G``
+  itself (``w = 1``).
+- **D** is trained with sigmoid cross-entropy on every observed pair (label 1) against one item per
+  observed pair drawn from ``softmax(g(u, .) / tau)`` (label 0; the original ``tau = 0.2``), redrawn
+  every ``d_resample_every`` D-epochs, plus ``d_l2`` times the squared norms of the rows each batch touches.
+
+**One epoch of the shared loop is one round**: ``d_epochs`` D-epochs (each one pass over the
+``2 * nnz`` labelled pairs, negatives drawn anew at D-epochs 0, ``d_resample_every``, ... of the round)
+then ``g_epochs`` G-epochs (each one pass over the users with a training item). The original code played
+15 rounds of 100 D-epochs and 50 G-epochs, one SGD step per user or per 16 pairs; here steps are batched
+and the defaults (10 rounds of 2 + 2 epochs, Adam) are sized for a CPU budget.
+Validation, early stopping, the restore of the best round, checkpoints and resume are the shared
+:func:`~gan4rec.train.loop.fit_loop`'s: model choice never looks at test data (the original code picked
+its best round by test precision).
+
+**Pre-training.** G starts from BPR-MF (:class:`~gan4rec.models.baselines.bpr.BPR`'s own training, run
+inside :meth:`IRGAN.fit` on the same training data at the start of the first round, early-stopped on the
+validation data when given, at most ``pretrain_epochs`` epochs; ``pretrain_epochs=0`` starts from random
+weights) or from ``warm_start``, a saved ``bpr`` model fitted on exactly this training data. With
+``pretrain_d=True`` D starts as a copy of the pre-trained G. ``epochs=0`` returns the pre-trained start
+itself (no adversarial round), to measure what the adversarial phase adds. The kept model always comes
+from a round >= 1: the loop validates rounds, never the start, whose validation metric is recorded in
+the first history row (``start_valid_<metric>``) for comparison. :meth:`IRGAN.refit_params` pins both the
+round count and the pre-training epoch count that validation chose.
+
+Pre-training is a pure function of the data, the pre-training settings, the seed, the device and the
+thread count; its result is memoised per process (at most 256 MiB of weights), so tuning trials that
+share those settings pay for it once. The memoised result is bit-identical to recomputing it.
+
+History per round: ``d_loss`` (mean BCE), ``d_real`` / ``d_fake`` (mean ``sigmoid(d)`` on the observed pairs
+/ on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate), ``reward`` (mean raw
+reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats), ``fake_pos_rate`` (share of G's
+D-step samples that are training positives), ``adv_seconds`` (time of the round's D and G steps), plus the
+loop's ``valid_<metric>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan4rec.data.interactions import Interactions
+from gan4rec.errors import DataError
+from gan4rec.models.base import Recommender, SearchSpace
+from gan4rec.models.baselines.bpr import BPR, MFScorer
+from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
+from gan4rec.train.loop import FitResult, parse_metric, resolve_device, torch_threads
+from gan4rec.train.seeding import derive_seed, make_rngs, seeded_init
+
+__all__ = ["IRGAN", "MLPScorer"]
+
+logger = logging.getLogger(__name__)
+
+_SCORERS = ("mf", "mlp")
+_OPTIMIZERS = ("adam", "sgd")
+_REWARDS = ("sigmoid", "log")
+_BASELINES = ("mean", "ema", "none")
+_PLAYERS = ("generator", "discriminator")
+
+
+class MLPScorer(nn.Module):
+    """``x_ui = h . (p_u * q_i) + v . relu(A p_u + B q_i + c) + b_i``: a GMF term plus a one-hidden-layer MLP.
+
+    ``h`` starts at ones, so the scorer starts as matrix factorisation plus a small MLP correction. Scoring
+    the catalogue builds ``(chunk, n_items, hidden)`` activations, chunked over users to bound memory.
+
+    Parameters
+    ----------
+    n_users, n_items
+        Table sizes.
+    n_factors
+        Embedding size.
+    hidden
+        Width of the hidden layer.
+    """
+
+    init_std: ClassVar[float] = 0.1
+    #: Bound on ``chunk * n_items * hidden`` when scoring the whole catalogue.
+    max_cells: ClassVar[int] = 1 << 23
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int, hidden: int) -> None:
+        super().__init__()
+        self.user = nn.Embedding(n_users, n_factors)
+        self.item = nn.Embedding(n_items, n_factors)
+        self.item_bias = nn.Embedding(n_items, 1)
+        self.gmf = nn.Parameter(torch.ones(n_factors))
+        self.user_proj = nn.Linear(n_factors, hidden)
+        self.item_proj = nn.Linear(n_factors, hidden, bias=False)
+        self.out = nn.Linear(hidden, 1, bias=False)
+        nn.init.normal_(self.user.weight, std=self.init_std)
+        nn.init.normal_(self.item.weight, std=self.init_std)
+        nn.init.zeros_(self.item_bias.weight)
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of aligned ``(user, item)`` pairs, any common shape."""
+        pu, qi = self.user(users), self.item(items)  # (..., f)
+        hidden = torch.relu(self.user_proj(pu) + self.item_proj(qi))  # (..., h)
+        return (pu * qi) @ self.gmf + self.out(hidden).squeeze(-1) + self.item_bias(items).squeeze(-1)
+
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        """``(n, n_items)`` scores of every item."""
+        pu = self.user(users)  # (n, f)
+        gmf = (pu * self.gmf) @ self.item.weight.T  # (n, n_items)
+        a = self.user_proj(pu)  # (n, h)
+        b = self.item_proj(self.item.weight)  # (n_items, h)
+        step = max(1, self.max_cells // max(1, b.shape[0] * b.shape[1]))
+        if not len(users):
+            return gmf
+        mlp = torch.cat(
+            [
+                self.out(torch.relu(a[s : s + step, None, :] + b[None])).squeeze(-1)  # (chunk, n_items)
+                for s in range(0, len(users), step)
+            ]
+        )
+        return gmf + mlp + self.item_bias.weight.T
+
+    def sq_norms(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Summed squared norms of the embedding rows and biases that the pairs touch (per-sample L2)."""
+        return (
+            self.user(users).square().sum()
+            + self.item(items).square().sum()
+            + self.item_bias(items).square().sum()
+        )
+
+    def bpr_terms(
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x_ui - x_uj`` ``(b,)`` and the squared norms of the embedding rows the triples touch (BPR)."""
+        diff = self.pair_scores(users, pos) - self.pair_scores(users, neg)  # (b,)
+        sq = (
+            self.user(users).square().sum()
+            + self.item(pos).square().sum()
+            + self.item(neg).square().sum()
+            + self.item_bias(pos).square().sum()
+            + self.item_bias(neg).square().sum()
+        )
+        return diff, sq
+
+
+@dataclass
+class _Totals:
+    """Sums over one round's steps, kept on the device so that a round synchronises once, at the end."""
+
+    d_loss: torch.Tensor
+    d_real: torch.Tensor
+    d_fake: torch.Tensor
+    fake_pos: torch.Tensor
+    g_loss: torch.Tensor
+    reward: torch.Tensor
+    g_entropy: torch.Tensor
+    g_samples: torch.Tensor
+    d_pairs: int = 0
+    n_draws: int = 0
+    g_users: int = 0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _Totals:
+        def z() -> torch.Tensor:
+            return torch.zeros((), dtype=torch.float64, device=device)
+
+        return cls(z(), z(), z(), z(), z(), z(), z(), z())
+
+    def row(self) -> dict[str, float]:
+        """The round's history entries (see the module docstring)."""
+        half = max(self.d_pairs // 2, 1)  # every D-epoch holds as many fake pairs as real ones
+        return {
+            "d_loss": float(self.d_loss) / max(self.d_pairs, 1),
+            "d_real": float(self.d_real) / half,
+            "d_fake": float(self.d_fake) / half,
+            "fake_pos_rate": float(self.fake_pos) / max(self.n_draws, 1),
+            "g_loss": float(self.g_loss) / max(self.g_users, 1),
+            "reward": float(self.reward) / max(float(self.g_samples), 1.0),
+            "g_entropy": float(self.g_entropy) / max(self.g_users, 1),
+        }
+
+
+def _is_proposal(p: torch.Tensor, seen: torch.Tensor, lam: float) -> torch.Tensor:
+    """The original code's proposal ``(1 - lam) p + lam * uniform(positives)``, row-wise.
+
+    Parameters
+    ----------
+    p
+        ``(b, n_items)`` G's policy.
+    seen
+        ``(b, n_items)`` 0/1 training positives; every row holds at least one.
+    lam
+        Weight of the uniform-over-positives component.
+    """
+    return (1 - lam) * p + lam * seen / seen.sum(dim=1, keepdim=True)
+
+
+def _loo_baseline(reward: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out baseline: for each sample, the mean reward of the user's other kept samples.
+
+    ``reward`` and ``keep`` (0/1) are ``(b, m)``, ``counts`` ``(b,)`` the kept samples per row; a row with a
+    single sample gets baseline 0. Independent of the sample it is subtracted from, so the policy
+    gradient stays unbiased.
+    """
+    masked = reward * keep  # (b, m)
+    total = masked.sum(dim=1, keepdim=True)  # (b, 1)
+    return (total - masked) / (counts[:, None] - 1).clamp(min=1)
+
+
+class _ScorerBPR(BPR):
+    """BPR-MF's own training (loss, sampling, loop) applied to an IRGAN scorer, to pre-train it."""
+
+    def __init__(self, *, build: Any = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.build = build
+
+    def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
+        return {"mf": self.build(n_users, n_items)}
+
+
+# Memoised pre-training results: key -> (state dict copy, best epoch, history), least recently used first.
+# A tuning study reuses one key for every trial; each seed's fit and refit add one. Bounded in bytes.
+_PRETRAIN_CACHE: OrderedDict[tuple, tuple[dict[str, torch.Tensor], int | None, list]] = OrderedDict()
+_PRETRAIN_CACHE_BYTES = 256 << 20
+
+
+def _remember(key: tuple, entry: tuple[dict[str, torch.Tensor], int | None, list]) -> None:
+    """Add ``entry`` to the memo, evicting the least recently used ones beyond the byte bound."""
+
+    def size(e: tuple[dict[str, torch.Tensor], int | None, list]) -> int:
+        return sum(t.numel() * t.element_size() for t in e[0].values())
+
+    if size(entry) > _PRETRAIN_CACHE_BYTES:
+        return
+    _PRETRAIN_CACHE[key] = entry
+    while sum(size(e) for e in _PRETRAIN_CACHE.values()) > _PRETRAIN_CACHE_BYTES:
+        _PRETRAIN_CACHE.popitem(last=False)
+
+
+class IRGAN(TorchRecommender):
+    """IRGAN (Wang et al. 2017): a softmax generator trained by REINFORCE against a pairwise discriminator.
+
+    See the module docstring for the game, the definition of one epoch (a round), the rewards, baselines,
+    importance sampling and pre-training.
+
+    Parameters
+    ----------
+    scorer
+        ``"mf"`` (embeddings plus an item bias, as the original) or ``"mlp"`` (:class:`MLPScorer`), both
+        players.
+    n_factors
+        G's embedding size (that of its BPR pre-training).
+    d_factors
+        D's embedding size; ``None``: ``n_factors``.
+    mlp_hidden
+        Hidden width of the MLP scorer.
+    g_lr, d_lr
+        Learning rates of G and D.
+    g_l2, d_l2
+        L2 weights on the squared norms of the rows each batch touches, per sample (as BPR).
+    g_optimizer, d_optimizer
+        ``"adam"`` or ``"sgd"``.
+    epochs
+        Maximum number of rounds (loop epochs); ``0`` returns the pre-trained start.
+    d_epochs, d_resample_every, d_batch_size
+        D-epochs per round, D-epochs between two draws of G's negatives, labelled pairs per D-step.
+    g_epochs, g_batch_users, g_samples
+        G-epochs per round, users per G-step, items sampled per observed item of the user per G-epoch
+        (the original: 2).
+    tau
+        Temperature of G's softmax when drawing D's negatives (the original: 0.2).
+    g_tau
+        Temperature of G's policy in the G-step (the original: 1).
+    reward
+        ``"sigmoid"``: ``2 (sigmoid(d) - 0.5)`` (the original); ``"log"``: ``log sigmoid(d)``.
+    baseline, baseline_momentum
+        ``"mean"`` (leave-one-out mean of the user's samples), ``"ema"`` (moving average with this
+        momentum) or ``"none"``.
+    importance_sampling
+        Weight ``lam`` of the uniform-over-positives component of G's proposal (the original: 0.2); ``0``
+        samples G's policy directly. Needs ``exclude_seen=False``.
+    exclude_seen
+        Restrict G's policy and D's negatives to each user's unobserved training items (the original
+        samples the whole catalogue, positives included).
+    recommend_with
+        ``"generator"`` or ``"discriminator"``: the player whose scores rank items.
+    pretrain_epochs, pretrain_lr, pretrain_l2, pretrain_batch_size, pretrain_patience
+        BPR pre-training of G: maximum epochs (``0``: none), Adam learning rate, L2, batch size, and
+        patience in validations (every ``pretrain_eval_every`` epochs) when validation data is given.
+    pretrain_d
+        Start D as a copy of the pre-trained G (needs ``d_factors`` equal to ``n_factors``).
+    warm_start
+        Folder of a saved ``bpr`` model (``gan4rec train --save``) fitted on exactly this training data,
+        used instead of pre-training G; its ``n_factors`` must equal ``n_factors`` (``scorer="mf"``).
+    eval_every, patience
+        Validate every ``eval_every`` rounds; stop after ``patience`` validations without improvement.
+    device, random_state, n_threads
+        As in :class:`~gan4rec.models.baselines.bpr.BPR`.
+    """
+
+    name = "irgan"
+    adversarial = True
+    #: Pre-training validates every this many BPR epochs (BPR's default).
+    pretrain_eval_every: ClassVar[int] = 5
+    # The adversarial phase only: pre-training takes its settings from a tuned BPR-MF (fixed params).
+    # D- and G-epochs per round stay small so that a trial of at most 10 rounds fits in about a minute.
+    search_space: ClassVar[SearchSpace] = {
+        "g_lr": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
+        "d_lr": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
+        "d_l2": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+        "tau": {"type": "float", "low": 0.1, "high": 3.0, "log": True},
+        "d_epochs": {"type": "int", "low": 1, "high": 3},
+        "g_epochs": {"type": "int", "low": 1, "high": 3},
+        "reward": {"type": "categorical", "choices": list(_REWARDS)},
+        "exclude_seen": {"type": "categorical", "choices": [True, False]},
+        "recommend_with": {"type": "categorical", "choices": list(_PLAYERS)},
+        "pretrain_d": {"type": "categorical", "choices": [True, False]},
+    }
+
+    def __init__(
+        self,
+        *,
+        scorer: str = "mf",
+        n_factors: int = 64,
+        d_factors: int | None = None,
+        mlp_hidden: int = 64,
+        g_lr: float = 1e-4,
+        d_lr: float = 1e-3,
+        g_l2: float = 0.0,
+        d_l2: float = 1e-3,
+        g_optimizer: str = "adam",
+        d_optimizer: str = "adam",
+        epochs: int = 10,
+        d_epochs: int = 2,
+        d_resample_every: int = 5,
+        d_batch_size: int = 2048,
+        g_epochs: int = 2,
+        g_batch_users: int = 64,
+        g_samples: int = 2,
+        tau: float = 0.2,
+        g_tau: float = 1.0,
+        reward: str = "sigmoid",
+        baseline: str = "mean",
+        baseline_momentum: float = 0.9,
+        importance_sampling: float = 0.0,
+        exclude_seen: bool = False,
+        recommend_with: str = "generator",
+        pretrain_epochs: int = 100,
+        pretrain_lr: float = 1e-3,
+        pretrain_l2: float = 1e-2,
+        pretrain_batch_size: int = 1024,
+        pretrain_patience: int | None = 5,
+        pretrain_d: bool = False,
+        warm_start: str | None = None,
+        eval_every: int = 1,
+        patience: int | None = 3,
+        device: str | None = None,
+        random_state: int | np.random.Generator | None = None,
+        n_threads: int | None = 1,
+    ) -> None:
+        self.scorer = scorer
+        self.n_factors = n_factors
+        self.d_factors = d_factors
+        self.mlp_hidden = mlp_hidden
+        self.g_lr = g_lr
+        self.d_lr = d_lr
+        self.g_l2 = g_l2
+        self.d_l2 = d_l2
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.epochs = epochs
+        self.d_epochs = d_epochs
+        self.d_resample_every = d_resample_every
+        self.d_batch_size = d_batch_size
+        self.g_epochs = g_epochs
+        self.g_batch_users = g_batch_users
+        self.g_samples = g_samples
+        self.tau = tau
+        self.g_tau = g_tau
+        self.reward = reward
+        self.baseline = baseline
+        self.baseline_momentum = baseline_momentum
+        self.importance_sampling = importance_sampling
+        self.exclude_seen = exclude_seen
+        self.recommend_with = recommend_with
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_lr = pretrain_lr
+        self.pretrain_l2 = pretrain_l2
+        self.pretrain_batch_size = pretrain_batch_size
+        self.pretrain_patience = pretrain_patience
+        self.pretrain_d = pretrain_d
+        self.warm_start = warm_start
+        self.eval_every = eval_every
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ params
+    def _check_common_params(self) -> None:
+        # As the base class, except that epochs=0 (the pre-trained start alone) is allowed.
+        check_int(self.epochs, "epochs", low=0)
+        check_int(self.eval_every, "eval_every")
+        check_int(self.patience, "patience", allow_none=True)
+        check_int(self.n_threads, "n_threads", allow_none=True)
+
+    def _check_params(self) -> None:
+        for name, value, choices in (
+            ("scorer", self.scorer, _SCORERS),
+            ("g_optimizer", self.g_optimizer, _OPTIMIZERS),
+            ("d_optimizer", self.d_optimizer, _OPTIMIZERS),
+            ("reward", self.reward, _REWARDS),
+            ("baseline", self.baseline, _BASELINES),
+            ("recommend_with", self.recommend_with, _PLAYERS),
+        ):
+            if value not in choices:
+                raise DataError(f"{name}={value!r}; expected one of {', '.join(map(repr, choices))}")
+        for name in (
+            "n_factors",
+            "mlp_hidden",
+            "d_epochs",
+            "d_resample_every",
+            "d_batch_size",
+            "g_epochs",
+            "g_batch_users",
+            "g_samples",
+            "pretrain_batch_size",
+        ):
+            check_int(getattr(self, name), name)
+        check_int(self.d_factors, "d_factors", allow_none=True)
+        check_int(self.pretrain_epochs, "pretrain_epochs", low=0)
+        check_int(self.pretrain_patience, "pretrain_patience", allow_none=True)
+        for name in ("g_lr", "d_lr", "tau", "g_tau", "pretrain_lr"):
+            check_float(getattr(self, name), name, low_open=True)
+        for name in ("g_l2", "d_l2", "pretrain_l2"):
+            check_float(getattr(self, name), name)
+        check_float(self.baseline_momentum, "baseline_momentum", high=1.0, high_open=True)
+        check_float(self.importance_sampling, "importance_sampling", high=1.0, high_open=True)
+        for name in ("exclude_seen", "pretrain_d"):
+            if not isinstance(getattr(self, name), bool):
+                raise DataError(f"{name}={getattr(self, name)!r}; expected true or false")
+        if self.importance_sampling > 0 and self.exclude_seen:
+            raise DataError(
+                f"importance_sampling={self.importance_sampling!r} mixes in the user's positives, which "
+                "exclude_seen=True removes from G's policy; set one of them off"
+            )
+        if self.pretrain_d and self._d_factors() != self.n_factors:
+            raise DataError(
+                f"pretrain_d=True copies G into D, so d_factors={self.d_factors!r} must equal "
+                f"n_factors={self.n_factors!r} (or be None)"
+            )
+        if self.warm_start is not None:
+            if not isinstance(self.warm_start, (str, Path)):
+                raise DataError(f"warm_start={self.warm_start!r}; expected the folder of a saved bpr model")
+            if self.scorer != "mf":
+                raise DataError(f"warm_start needs scorer='mf' (a BPR-MF model), got scorer={self.scorer!r}")
+
+    def _d_factors(self) -> int:
+        return int(self.n_factors if self.d_factors is None else self.d_factors)
+
+    # ------------------------------------------------------------------ modules
+    def _new_scorer(self, n_users: int, n_items: int, n_factors: int) -> nn.Module:
+        if self.scorer == "mlp":
+            return MLPScorer(n_users, n_items, n_factors, int(self.mlp_hidden))
+        return MFScorer(n_users, n_items, n_factors)
+
+    def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
+        return {
+            "generator": self._new_scorer(n_users, n_items, int(self.n_factors)),
+            "discriminator": self._new_scorer(n_users, n_items, self._d_factors()),
+        }
+
+    def _build_optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        def make(kind: str, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+            if kind == "sgd":
+                return torch.optim.SGD(module.parameters(), lr=lr)
+            return torch.optim.Adam(module.parameters(), lr=lr)
+
+        return {
+            "generator": make(self.g_optimizer, modules["generator"], float(self.g_lr)),
+            "discriminator": make(self.d_optimizer, modules["discriminator"], float(self.d_lr)),
+        }
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, train: Interactions, valid: Interactions | None) -> None:
+        self._train_data, self._valid_data = train, valid
+        self._metric = str(getattr(self, "_fit_options", {}).get("metric", "NDCG@20"))
+        parse_metric(self._metric)
+        self.pretrain_best_epoch_: int | None = None
+        self.pretrain_history_: list[dict[str, float]] = []
+        self.start_valid_: float | None = None
+        try:
+            if self.epochs == 0:
+                self._fit_start_only(train)
+            else:
+                super()._fit(train, valid)
+        finally:
+            for attr in ("_train_data", "_valid_data"):
+                self.__dict__.pop(attr, None)
+
+    def _fit_start_only(self, train: Interactions) -> None:
+        """``epochs=0``: set up exactly as the loop's run would, pre-train, and stop there."""
+        self._check_common_params()
+        self._check_params()
+        self.device_ = resolve_device(self.device)
+        self.np_rng_, self.torch_gen_, init_seed = make_rngs(self.random_state, self.device_)
+        with seeded_init(init_seed):
+            modules = self._build_modules(train.n_users, train.n_items)
+        self.modules_ = {name: m.to(self.device_) for name, m in modules.items()}
+        self.optimizers_ = {}
+        self._seen_rows = None
+        self._prepare(train)
+        with torch_threads(self.n_threads if self.device_.type == "cpu" else None):
+            self._pretrain()
+        self.fit_result_ = FitResult(history=[], best_epoch=None, best_value=math.nan, stopped_early=False)
+        self.history_ = []
+        self.best_epoch_ = None
+        self._release()
+        for m in self.modules_.values():
+            m.eval()
+
+    def _prepare(self, train: Interactions) -> None:
+        dev = self.device_
+        n_pos = train.user_counts().astype(np.int64)  # (n_users,)
+        if self.exclude_seen and (n_pos >= train.n_items).any():
+            bad = int(np.flatnonzero(n_pos >= train.n_items)[0])
+            raise DataError(
+                f"exclude_seen=True but user {bad} has interacted with all {train.n_items} items, "
+                "leaving G nothing to sample"
+            )
+        self._active = np.flatnonzero(n_pos > 0).astype(np.int64)  # (n_active,) users with a positive
+        self._n_pos = torch.tensor(n_pos, device=dev)
+        self._pair_users = torch.tensor(train.user_index(), dtype=torch.int64, device=dev)  # (nnz,)
+        self._pair_items = torch.tensor(np.asarray(train.indices), dtype=torch.int64, device=dev)  # (nnz,)
+        self._pretrained = False
+        self._ema: float | None = None
+
+    def _release(self) -> None:
+        super()._release()
+        for attr in ("_active", "_n_pos", "_pair_users", "_pair_items", "_seen_rows"):
+            self.__dict__.pop(attr, None)
+        self._seen_rows = None
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "pretrained": self._pretrained,
+            "pretrain_best_epoch": self.pretrain_best_epoch_,
+            "pretrain_history": self.pretrain_history_,
+            "start_valid": self.start_valid_,
+            "baseline_ema": self._ema,
+        }
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self._pretrained = bool(state.get("pretrained", False))
+        best = state.get("pretrain_best_epoch")
+        self.pretrain_best_epoch_ = None if best is None else int(best)
+        self.pretrain_history_ = list(state.get("pretrain_history", []))
+        start = state.get("start_valid")
+        self.start_valid_ = None if start is None else float(start)
+        ema = state.get("baseline_ema")
+        self._ema = None if ema is None else float(ema)
+
+    def refit_params(self) -> dict[str, Any]:
+        """The round count and the pre-training epoch count that validation chose (each when it chose)."""
+        out = super().refit_params()
+        best = getattr(self, "pretrain_best_epoch_", None)
+        if best is not None:
+            out["pretrain_epochs"] = int(best)
+        return out
+
+    # ------------------------------------------------------------------ pre-training
+    def _pretrain(self) -> dict[str, float]:
+        """Pre-train G (and copy it into D with ``pretrain_d``); returns the first round's extra history."""
+        t0 = time.perf_counter()
+        train, valid = self._train_data, self._valid_data
+        gen, disc = self.modules_["generator"], self.modules_["discriminator"]
+        # Drawn even when unused, so that the rounds' random streams do not depend on the start option.
+        seed = derive_seed(self.np_rng_)
+        epochs_run = 0
+        if self.warm_start is not None:
+            gen.load_state_dict(self._warm_start_state(train))
+        elif self.pretrain_epochs > 0:
+            state, best, history = self._pretrained_state(train, valid, seed)
+            gen.load_state_dict(state)
+            self.pretrain_best_epoch_ = best if valid is not None else None
+            self.pretrain_history_ = history
+            epochs_run = len(history)
+        if self.pretrain_d:
+            disc.load_state_dict(gen.state_dict())
+        self._pretrained = True
+        extra: dict[str, float] = {"pretrain_epochs": float(epochs_run)}
+        if valid is not None:
+            from gan4rec.evaluation.evaluator import evaluate
+
+            name, k = parse_metric(self._metric)
+            res = evaluate(self.valid_score, train, valid, ks=[k], metrics=[name], device=self.device_)
+            self.start_valid_ = float(res.metrics[self._metric])
+            extra[f"start_valid_{self._metric}"] = self.start_valid_
+            for m in self.modules_.values():
+                m.train()
+        extra["pretrain_seconds"] = time.perf_counter() - t0
+        logger.info(
+            "irgan: pre-trained start after %d BPR epochs%s",
+            epochs_run,
+            "" if self.start_valid_ is None else f", validation {self._metric} = {self.start_valid_:.4f}",
+        )
+        return extra
+
+    def _pretrained_state(
+        self, train: Interactions, valid: Interactions | None, seed: int
+    ) -> tuple[dict[str, torch.Tensor], int | None, list[dict[str, float]]]:
+        params = {
+            "n_factors": int(self.n_factors),
+            "lr": float(self.pretrain_lr),
+            "l2": float(self.pretrain_l2),
+            "epochs": int(self.pretrain_epochs),
+            "batch_size": int(self.pretrain_batch_size),
+            "eval_every": self.pretrain_eval_every,
+            "patience": self.pretrain_patience,
+            "device": str(self.device_),
+            "random_state": seed,
+            "n_threads": self.n_threads,
+        }
+        key = (
+            train.fingerprint(),
+            None if valid is None else valid.fingerprint(),
+            self._metric,
+            self.scorer,
+            int(self.mlp_hidden),
+            tuple(sorted((k, repr(v)) for k, v in params.items())),
+            torch.get_num_threads() if self.n_threads is None else None,
+        )
+        hit = _PRETRAIN_CACHE.get(key)
+        if hit is not None:
+            _PRETRAIN_CACHE.move_to_end(key)
+            logger.info("irgan: reusing the memoised BPR pre-training of this data and seed")
+        else:
+            n_factors = int(self.n_factors)
+
+            def build(n_users: int, n_items: int) -> nn.Module:
+                return self._new_scorer(n_users, n_items, n_factors)
+
+            bpr = _ScorerBPR(build=build, **params).fit(train, valid, metric=self._metric)
+            state = {k: v.detach().clone() for k, v in bpr.modules_["mf"].state_dict().items()}
+            hit = (state, bpr.best_epoch_, [dict(r) for r in bpr.history_])
+            _remember(key, hit)
+        state, best, history = hit
+        return {k: v.clone() for k, v in state.items()}, best, [dict(r) for r in history]
+
+    def _warm_start_state(self, train: Interactions) -> dict[str, torch.Tensor]:
+        where = str(self.warm_start)
+        model = Recommender.load(where)
+        if not isinstance(model, BPR):
+            raise DataError(
+                f"warm_start={where!r} holds a {model.name!r} model; expected a saved 'bpr' model"
+            )
+        if model.seen_.fingerprint() != train.fingerprint():
+            raise DataError(
+                f"warm_start={where!r} was fitted on other data than this training set; a warm start must "
+                "come from exactly the training data (never from validation or test data)"
+            )
+        if int(model.n_factors) != int(self.n_factors):
+            raise DataError(
+                f"warm_start={where!r} has n_factors={model.n_factors}; expected n_factors={self.n_factors}"
+            )
+        return {k: v.detach().to(self.device_).clone() for k, v in model.modules_["mf"].state_dict().items()}
+
+    # ------------------------------------------------------------------ one round
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        extra = self._pretrain() if not self._pretrained else {}
+        t0 = time.perf_counter()
+        tot = _Totals.zeros(self.device_)
+        neg = self._pair_items
+        for k in range(int(self.d_epochs)):
+            if k % int(self.d_resample_every) == 0:
+                neg = self._sample_for_d(tot)
+            self._d_epoch(neg, tot)
+        for _ in range(int(self.g_epochs)):
+            self._g_epoch(tot)
+        return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
+
+    def _policy_logits(self, module: nn.Module, users: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``(b, n_items)`` G logits over temperature, with the seen items at ``-inf`` under ``exclude_seen``."""
+        logits = module.scores(users) / temperature  # type: ignore[operator]
+        if self.exclude_seen:
+            logits = logits.masked_fill(self._seen_dense(users).bool(), float("-inf"))
+        return logits
+
+    @torch.no_grad()
+    def _sample_for_d(self, tot: _Totals) -> torch.Tensor:
+        """One negative per observed pair, drawn from softmax(G / tau), aligned with the pairs (CSR order).
+
+        Returns the ``(nnz,)`` items; counts in ``tot`` how many are training positives of their user.
+        """
+        gen = self.modules_["generator"]
+        dev = self.device_
+        n_items = self.n_items
+        chunk = max(1, (1 << 22) // n_items)
+        out = []
+        for start in range(0, len(self._active), chunk):
+            users = torch.as_tensor(self._active[start : start + chunk], device=dev)  # (b,) ascending
+            counts = self._n_pos[users]  # (b,)
+            probs = torch.softmax(self._policy_logits(gen, users, float(self.tau)), dim=1)  # (b, n_items)
+            draws = torch.multinomial(probs, int(counts.max()), replacement=True, generator=self.torch_gen_)
+            keep = torch.arange(draws.shape[1], device=dev)[None, :] < counts[:, None]  # (b, m)
+            out.append(draws[keep])  # row-major: user by user, as the CSR entries
+            tot.fake_pos += self._seen_dense(users).gather(1, draws)[keep].sum(dtype=torch.float64)
+        negatives = torch.cat(out)
+        tot.n_draws += len(negatives)
+        return negatives
+
+    def _d_epoch(self, neg: torch.Tensor, tot: _Totals) -> None:
+        """One pass of D over the observed pairs (label 1) and G's negatives (label 0), shuffled."""
+        disc = self.modules_["discriminator"]
+        opt = self.optimizers_["discriminator"]
+        dev = self.device_
+        nnz = len(self._pair_users)
+        users = torch.cat([self._pair_users, self._pair_users])  # (2 nnz,)
+        items = torch.cat([self._pair_items, neg])  # (2 nnz,)
+        labels = torch.cat([torch.ones(nnz, device=dev), torch.zeros(nnz, device=dev)])  # (2 nnz,)
+        order = torch.from_numpy(self.np_rng_.permutation(2 * nnz)).to(dev)
+        l2 = float(self.d_l2)
+        bs = int(self.d_batch_size)
+        for start in range(0, 2 * nnz, bs):
+            idx = order[start : start + bs]
+            u, i, y = users[idx], items[idx], labels[idx]
+            logits = disc.pair_scores(u, i)  # type: ignore[operator]  # (b,)
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+            reg = l2 * disc.sq_norms(u, i) / len(u) if l2 > 0 else 0.0  # type: ignore[operator]
+            opt.zero_grad(set_to_none=True)
+            (loss + reg).backward()
+            opt.step()
+            with torch.no_grad():
+                prob = torch.sigmoid(logits)
+                tot.d_loss += loss.detach().double() * len(u)
+                tot.d_real += (prob * y).sum(dtype=torch.float64)
+                tot.d_fake += (prob * (1 - y)).sum(dtype=torch.float64)
+            tot.d_pairs += len(u)
+
+    def _g_epoch(self, tot: _Totals) -> None:
+        """One REINFORCE pass of G over the users with a training item, in shuffled batches."""
+        gen, disc = self.modules_["generator"], self.modules_["discriminator"]
+        opt = self.optimizers_["generator"]
+        dev = self.device_
+        lam = float(self.importance_sampling)
+        l2 = float(self.g_l2)
+        order = self.np_rng_.permutation(self._active)  # (n_active,)
+        bs = int(self.g_batch_users)
+        for start in range(0, len(order), bs):
+            users = torch.as_tensor(order[start : start + bs], device=dev)  # (b,)
+            counts = self._n_pos[users] * int(self.g_samples)  # (b,) samples per user
+            logp = torch.log_softmax(
+                self._policy_logits(gen, users, float(self.g_tau)), dim=1
+            )  # (b, n_items)
+            with torch.no_grad():
+                p = logp.exp()  # (b, n_items)
+                proposal = _is_proposal(p, self._seen_dense(users), lam) if lam > 0 else p
+                draws = torch.multinomial(
+                    proposal, int(counts.max()), replacement=True, generator=self.torch_gen_
+                )
+                keep = (torch.arange(draws.shape[1], device=dev)[None, :] < counts[:, None]).float()  # (b, m)
+                d_logits = disc.scores(users).gather(1, draws)  # type: ignore[operator]  # (b, m)
+                reward = (
+                    2 * (torch.sigmoid(d_logits) - 0.5)
+                    if self.reward == "sigmoid"
+                    else F.logsigmoid(d_logits)
+                )
+                advantage = reward - self._baseline(reward, keep, counts)
+                if lam > 0:
+                    advantage = advantage * p.gather(1, draws) / proposal.gather(1, draws)
+                weight = advantage * keep / counts[:, None]  # (b, m) per-user mean
+            surrogate = -(logp.gather(1, draws) * weight).sum(dim=1)  # (b,)
+            loss = surrogate.mean()
+            if l2 > 0:
+                flat = keep.bool()
+                loss = (
+                    loss
+                    + l2
+                    * gen.sq_norms(  # type: ignore[operator]
+                        users[:, None].expand_as(draws)[flat], draws[flat]
+                    )
+                    / flat.sum()
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                tot.g_loss += surrogate.detach().sum(dtype=torch.float64)
+                tot.reward += (reward * keep).sum(dtype=torch.float64)
+                tot.g_samples += counts.sum(dtype=torch.float64)
+                tot.g_entropy += torch.special.entr(p).sum(dtype=torch.float64)
+            tot.g_users += len(users)
+
+    def _baseline(
+        self, reward: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor
+    ) -> torch.Tensor | float:
+        """The variance-reducing baseline of each sample's reward (see the module docstring)."""
+        if self.baseline == "mean":
+            return _loo_baseline(reward, keep, counts)
+        if self.baseline == "ema":
+            # The average of earlier batches only (the first batch uses its own mean), then updated.
+            batch_mean = float((reward * keep).sum() / keep.sum())
+            value = batch_mean if self._ema is None else self._ema
+            m = float(self.baseline_momentum)
+            self._ema = batch_mean if self._ema is None else m * self._ema + (1 - m) * batch_mean
+            return value
+        return 0.0
+
+    # ------------------------------------------------------------------ score
+    def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
+        return self.modules_[self.recommend_with].scores(users)  # type: ignore[operator]
