@@ -145,7 +145,7 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", model, "--data", args.data, "--epochs", str(args.epochs),
                "--eval-users", str(args.eval_users), "--threads", str(args.threads)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env, check=False)
         except subprocess.TimeoutExpired:
             print(f"{model:<9} did not finish within {args.timeout:.0f} s")
             rows.append({"model": model, "error": f"timeout {args.timeout} s"})

@@ -6,7 +6,7 @@ The CLI maps them to exit codes: :class:`DataError` 65, :class:`MissingInputErro
 
 from __future__ import annotations
 
-__all__ = ["Gan4recError", "DataError", "MissingInputError", "NotFittedError", "ArtifactError"]
+__all__ = ["ArtifactError", "DataError", "Gan4recError", "MissingInputError", "NotFittedError"]
 
 
 class Gan4recError(Exception):

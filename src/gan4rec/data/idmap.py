@@ -106,7 +106,7 @@ class IdMap:
 
     def _key(self, raw: Any) -> Any:
         if self.kind == "int":
-            if isinstance(raw, (bool, np.bool_)) or isinstance(raw, (float, np.floating)):
+            if isinstance(raw, (bool, np.bool_, float, np.floating)):
                 return None
             if isinstance(raw, str):
                 try:

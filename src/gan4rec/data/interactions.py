@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import polars as pl
 
-__all__ = ["Interactions", "Duplicates"]
+__all__ = ["Duplicates", "Interactions"]
 
 Duplicates = Literal["last", "first", "max", "error"]
 _DUPLICATES = ("last", "first", "max", "error")
@@ -67,8 +67,15 @@ class Interactions:
     """
 
     __slots__ = (
-        "indptr", "indices", "ratings", "timestamps", "user_map", "item_map",
-        "user_features", "item_features", "_csr",
+        "_csr",
+        "indices",
+        "indptr",
+        "item_features",
+        "item_map",
+        "ratings",
+        "timestamps",
+        "user_features",
+        "user_map",
     )
 
     def __init__(
