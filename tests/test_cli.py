@@ -147,3 +147,13 @@ def test_main_command_runs_as_a_process(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "test:" in proc.stdout and "NDCG" in proc.stdout
     assert not (tmp_path / "empty-cache").exists(), "the built-in dataset needs no download cache"
+
+
+@pytest.mark.slow
+def test_readme_main_command_demo_runs_offline(tmp_path) -> None:  # noqa: ANN001
+    """`gan4rec demo`, the README's main command, as a process, offline, with its default size."""
+    env = {**os.environ, "GAN4REC_OFFLINE": "1", "GAN4REC_DATA": str(tmp_path / "empty-cache")}
+    proc = subprocess.run([sys.executable, "-m", "gan4rec", "demo", "--report", str(tmp_path / "demo")],
+                          capture_output=True, text=True, env=env, timeout=600, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "leaderboard" in proc.stdout and (tmp_path / "demo" / "report.html").is_file()

@@ -212,7 +212,10 @@ def demo_experiment(n_users: int = 500, n_items: int = 800) -> dict[str, Any]:
     return {
         "description": "gan4rec demo: GAN recommenders against strong classic baselines on synthetic data",
         "models": list(DEMO_MODELS),
-        "params": {},
+        # The GANs' epochs are capped so the whole demo stays within 3 minutes on 2 cores; early stopping
+        # on validation still picks the epoch within the cap.
+        "params": {"cfgan": {"epochs": 40, "eval_every": 5, "patience": 2},
+                   "irgan": {"epochs": 4, "pretrain_epochs": 30}},
         "seeds": 1,
         "trials": 3,
         "splits": 1,
