@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sigkill import run_and_sigkill
 from test_train_loop import _no_seconds, _same
 
 from gan4rec.data.interactions import Interactions
@@ -243,24 +239,7 @@ def test_resume_after_sigkill_is_bit_identical(reference: CFGAN, tmp_path: Path)
     ckpt = tmp_path / "ckpt"
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(_CHILD.format(tests=str(ROOT / "tests"), ckpt=str(ckpt))))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list(ckpt.glob("epoch-*/CURRENT")):
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else "child died"
-            assert time.monotonic() < deadline, "the child wrote no checkpoint in time"
-            time.sleep(0.02)
-        time.sleep(float(np.random.default_rng().uniform(0.0, 1.2)))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    run_and_sigkill(script, ckpt, timeout=120, max_delay=1.2)
     resumed = CFGAN(**RESUME).fit(train, valid, checkpoint_dir=ckpt, checkpoint_every=1, resume=ckpt)
     assert resumed.fit_result_.resumed_from is not None and 1 <= resumed.fit_result_.resumed_from < 8
     assert _same(_weights(resumed), _weights(reference))

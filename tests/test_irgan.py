@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from sigkill import run_and_sigkill
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import Split, random_holdout
@@ -345,24 +341,7 @@ def test_resume_after_sigkill_is_bit_identical(split: Split, tmp_path: Path) -> 
     ckpt = tmp_path / "ckpt"
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(_CHILD.format(tests=str(ROOT / "tests"), ckpt=str(ckpt))))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not list(ckpt.glob("epoch-*/CURRENT")):
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else "child died"
-            assert time.monotonic() < deadline, "the child wrote no checkpoint in time"
-            time.sleep(0.02)
-        time.sleep(float(np.random.default_rng().uniform(0.0, 0.5)))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    run_and_sigkill(script, ckpt, timeout=90, max_delay=0.5)
     done = CheckpointStore(ckpt).epochs()[0][0]
     assert 1 <= done < RESUME["epochs"]
     resumed = IRGAN(**RESUME).fit(

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+from sigkill import run_and_sigkill
 from torch import nn
 
 from gan4rec.data.idmap import IdMap
@@ -356,25 +352,7 @@ def test_resume_after_sigkill_is_bit_identical(reference: BPR, tmp_path: Path) -
     ckpt = tmp_path / "ckpt"
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(_CHILD.format(tests=str(ROOT / "tests"), ckpt=str(ckpt))))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 60
-        # Wait for the first complete checkpoint, then kill at a random point of the remaining epochs.
-        while not list(ckpt.glob("epoch-*/CURRENT")):
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else "child died"
-            assert time.monotonic() < deadline, "the child wrote no checkpoint in time"
-            time.sleep(0.02)
-        time.sleep(float(np.random.default_rng().uniform(0.0, 1.2)))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    run_and_sigkill(script, ckpt, timeout=60, max_delay=1.2)
     resumed = BPR(**BPR_PARAMS).fit(train, valid, checkpoint_dir=ckpt, checkpoint_every=1, resume=ckpt)
     assert resumed.fit_result_.resumed_from is not None and 1 <= resumed.fit_result_.resumed_from < 10
     assert _same(_weights(resumed), _weights(reference))
