@@ -34,12 +34,14 @@ its best round by test precision).
 **Pre-training.** G starts from BPR-MF (:class:`~gan4rec.models.baselines.bpr.BPR`'s own training, run
 inside :meth:`IRGAN.fit` on the same training data at the start of the first round, early-stopped on the
 validation data when given, at most ``pretrain_epochs`` epochs; ``pretrain_epochs=0`` starts from random
-weights) or from ``warm_start``, a saved ``bpr`` model fitted on exactly this training data. With
-``pretrain_d=True`` D starts as a copy of the pre-trained G. ``epochs=0`` returns the pre-trained start
-itself (no adversarial round), to measure what the adversarial phase adds. The kept model always comes
-from a round >= 1: the loop validates rounds, never the start, whose validation metric is recorded in
-the first history row (``start_valid_<metric>``) for comparison. :meth:`IRGAN.refit_params` pins both the
-round count and the pre-training epoch count that validation chose.
+weights) or from ``warm_start``, a saved ``bpr`` model fitted on exactly this training data. With an int
+``random_state`` the pre-training is exactly the ``bpr`` model of that seed and settings, so IRGAN and
+BPR-MF compare seed by seed (paired). With ``pretrain_d=True`` D starts as a copy of the pre-trained G.
+``epochs=0`` returns the pre-trained start itself (no adversarial round), to measure what the adversarial
+phase adds. The kept model always comes from a round >= 1: the loop validates rounds, never the start,
+whose validation metric is recorded in the first history row (``start_valid_<metric>``) for comparison.
+:meth:`IRGAN.refit_params` pins both the round count and the pre-training epoch count that validation
+chose.
 
 Pre-training is a pure function of the data, the pre-training settings, the seed, the device and the
 thread count; its result is memoised per process (at most 256 MiB of weights), so tuning trials that
@@ -597,7 +599,12 @@ class IRGAN(TorchRecommender):
         train, valid = self._train_data, self._valid_data
         gen, disc = self.modules_["generator"], self.modules_["discriminator"]
         # Drawn even when unused, so that the rounds' random streams do not depend on the start option.
-        seed = derive_seed(self.np_rng_)
+        drawn = derive_seed(self.np_rng_)
+        # An int random_state seeds the pre-training as the bpr model of that seed: with the same settings
+        # the start is bit-identical to that BPR-MF run, so comparing the two measures the adversarial
+        # phase alone (paired), without the noise of two different BPR seeds.
+        rs = self.random_state
+        seed = int(rs) if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) else drawn
         epochs_run = 0
         if self.warm_start is not None:
             gen.load_state_dict(self._warm_start_state(train))
@@ -702,7 +709,7 @@ class IRGAN(TorchRecommender):
         return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
 
     def _policy_logits(self, module: nn.Module, users: torch.Tensor, temperature: float) -> torch.Tensor:
-        """``(b, n_items)`` G logits over temperature, with the seen items at ``-inf`` under ``exclude_seen``."""
+        """``(b, n_items)`` G logits over the temperature; seen items at ``-inf`` under ``exclude_seen``."""
         logits = module.scores(users) / temperature  # type: ignore[operator]
         if self.exclude_seen:
             logits = logits.masked_fill(self._seen_dense(users).bool(), float("-inf"))
