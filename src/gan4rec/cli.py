@@ -58,6 +58,8 @@ def _add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = Tru
     s.add_argument("--leave-k", type=int, default=None, help="k of --split leave-k-out")
     s.add_argument("--split-seed", type=int, default=None, help="seed of the split (default 42)")
     s.add_argument("--ks", default=None, help="list lengths to evaluate, e.g. 5,10,20")
+    s.add_argument("--valid-repeats", type=int, default=None,
+                   help="tuning: score each trial on N validation carvings (seeds split-seed..+N-1), use the mean")
 
 
 def _parse_columns(text: str | None) -> dict[str, str] | None:
@@ -97,7 +99,8 @@ def _specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple
     if getattr(args, "synthetic_size", None):
         data_kw["synthetic"] = {**data_kw.get("synthetic", {}), "size": args.synthetic_size}
     for flag, key in (("split", "split"), ("test_frac", "test_frac"), ("valid_frac", "valid_frac"),
-                      ("leave_k", "k"), ("split_seed", "split_seed"), ("refit", "refit")):
+                      ("leave_k", "k"), ("split_seed", "split_seed"), ("refit", "refit"),
+                      ("valid_repeats", "valid_repeats")):
         value = getattr(args, flag, None)
         if value is not None:
             proto_kw[key] = value
@@ -175,13 +178,84 @@ def _load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, 
     return cfg, model, params
 
 
+def _start_distributed(args: argparse.Namespace, model_name: str) -> Any:
+    """Check that ``model_name`` can train data-parallel, then join the torchrun process group."""
+    from gan4rec.models import MODELS
+    from gan4rec.models.torch_base import TorchRecommender
+    from gan4rec.train import distributed
+
+    cls = MODELS.get(model_name)
+    supported = sorted(n for n, c in MODELS.items() if getattr(c, "supports_distributed", False))
+    if cls is not None and not getattr(cls, "supports_distributed", False):
+        if not issubclass(cls, TorchRecommender):
+            what = "is not trained by gradient steps, so there is nothing to train data-parallel"
+        elif model_name == "cfgan":
+            what = "is not yet supported (its hand-written backward bypasses DDP's gradient hooks)"
+        else:
+            what = "is not yet supported"
+        raise _UsageError(f"--distributed: model {model_name!r} {what}; supported: {', '.join(supported)}")
+    if args.dist_timeout <= 0:
+        raise _UsageError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
+    if not distributed.launched_by_torchrun():
+        raise _UsageError("--distributed needs the environment torchrun sets (RANK, WORLD_SIZE, ...); launch "
+                          "with: torchrun --nproc-per-node N -m gan4rec train ... --distributed")
+    ctx = distributed.init(device=args.device, timeout_s=args.dist_timeout)
+    if not ctx.is_main:  # rank 0 speaks for the run; the others only report errors
+        logging.getLogger("gan4rec").setLevel(logging.WARNING)
+    return ctx
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from gan4rec.experiment import run
 
     cfg, model_name, params = _load_cfg_and_model(args)
     spec, protocol = _specs(args, cfg)
     seed = args.seed if args.seed is not None else int(cfg.get("protocol", {}).get("seed", 0))
-    out = run(model_name, params, spec, protocol, seed=seed, device=args.device)
+    if not args.distributed:
+        out = run(model_name, params, spec, protocol, seed=seed, device=args.device)
+        return _report_train(args, out, model_name, spec, protocol, seed)
+    from gan4rec.train import distributed
+
+    ctx = _start_distributed(args, model_name)
+    try:
+        try:
+            out = run(model_name, params, spec, protocol, seed=seed, device=str(ctx.device))
+        except RuntimeError as e:
+            if not _is_comm_failure(e):
+                raise
+            raise _DistributedFailure(f"rank {ctx.rank}: distributed training failed: another rank stopped "
+                                      f"or cannot be reached ({_first_line(e)})") from e
+        # Only rank 0 prints and writes; the other ranks hold the same model and results.
+        return _report_train(args, out, model_name, spec, protocol, seed) if ctx.is_main else 0
+    finally:
+        distributed.shutdown()
+
+
+class _DistributedFailure(Gan4recError):
+    pass
+
+
+def _is_comm_failure(e: RuntimeError) -> bool:
+    """Whether ``e`` is a failed collective (a peer died, a timeout) rather than a bug in this rank.
+
+    torch.distributed raises ``DistError`` from its own calls, but a failure inside DDP's backward
+    all-reduce surfaces as a plain ``RuntimeError`` from the gloo or NCCL transport.
+    """
+    import torch.distributed as dist
+
+    dist_error = getattr(dist, "DistError", None)
+    if dist_error is not None and isinstance(e, dist_error):
+        return True
+    text = str(e)
+    return any(s in text for s in ("gloo", "NCCL", "c10d", "Connection reset", "Connection closed", "Timed out"))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def _report_train(args: argparse.Namespace, out: Any, model_name: str, spec: Any, protocol: Any, seed: int) -> int:
     res, d = out.result, out.result["dataset"]
     print(f"data: {d['n_users']} users, {d['n_items']} items, {d['n_train']} train "
           f"({d['n_fit']} fit + {d['n_valid']} valid), {d['n_test']} test pairs; split {d['split_fingerprint'][:12]}")
@@ -217,7 +291,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise _UsageError(f"--seeds must be >= 1, got {args.seeds}")
     split, data_info = load_split(spec, protocol)
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
-                 fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device)
+                 fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
+                 valid_repeats=protocol.valid_repeats)
     print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f} "
           f"after {len(tuned.trials)} trials ({tuned.seconds:.1f} s)")
     print(f"best params: {json.dumps(tuned.best_params, default=_json_default)}")
@@ -536,6 +611,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--save", metavar="DIR", help="save the final model (an artifact directory)")
     t.add_argument("--json", metavar="FILE", help="write the result as JSON")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--distributed", action="store_true",
+                   help="train data-parallel (DDP) as one rank of a torchrun launch: gloo on cpu, NCCL on cuda; "
+                        "bpr, multvae, irgan (see docs/distributed.md)")
+    t.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="with --distributed: how long a rank waits for the others, e.g. while rank 0 "
+                        "validates (default 600)")
     _add_data_options(t)
     t.set_defaults(func=_cmd_train)
 
@@ -682,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"gan4rec: error: {e}", file=sys.stderr)
         return EXIT_DATA
-    except NotFittedError as e:
+    except (NotFittedError, _DistributedFailure) as e:
         if args.debug:
             raise
         print(f"gan4rec: error: {e}", file=sys.stderr)

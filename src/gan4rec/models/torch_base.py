@@ -11,12 +11,23 @@ threads, save/load) is shared:
   trainable parameter. A GAN returns one optimiser per player.
 - ``_prepare(train)``: per-fit data on the device (pairs, CSR...), after the modules exist.
 - ``_train_epoch(epoch) -> dict[str, float]``: one epoch (a GAN alternates its D and G steps inside),
-  drawing randomness only from ``self.np_rng_`` and ``self.torch_gen_``.
+  drawing randomness only from ``self.np_rng_`` and ``self.torch_gen_`` (shared by all ranks) and
+  ``self.rank_np_rng_`` and ``self.rank_torch_gen_`` (this rank's; the same objects in a single process).
 - ``_score_tensor(users) -> (n, n_items) tensor``: scores on the device, called under ``no_grad`` in eval
   mode, for validation and for :meth:`score`.
 - optionally ``_check_params()`` (raise :class:`DataError` on a bad hyperparameter) and
   ``_extra_state()`` / ``_load_extra_state(state)`` (JSON-ready state outside the modules that a resumed
   run needs, e.g. a step counter).
+
+Distributed training (a process group joined with :func:`gan4rec.train.distributed.init`; classes with
+``supports_distributed = True``): the modules are wrapped in ``DistributedDataParallel`` and a step calls
+them through :meth:`TorchRecommender._call`, which goes through the wrapper (so DDP averages the
+gradients) when distributed and calls the module directly otherwise. An epoch takes its rows with
+:func:`~gan4rec.train.distributed.shard` of a permutation drawn from ``np_rng_`` (the same on all ranks)
+and draws everything else from the ``rank_*`` generators, re-derived each epoch from the seed, the rank and
+the epoch (:func:`~gan4rec.train.distributed.rank_rngs`). A single process runs exactly the code it ran
+before distributed training existed: ``_call`` is a plain method call, ``shard`` returns its input and the
+``rank_*`` generators are ``np_rng_`` and ``torch_gen_``.
 
 Common hyperparameters (read as attributes): ``epochs`` (the name is ``epochs_param``), ``eval_every``,
 ``patience``, ``device``, ``random_state``, ``n_threads``; ``lr`` for the default optimiser.
@@ -37,6 +48,7 @@ from torch import nn
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.base import Recommender
+from gan4rec.train import distributed
 from gan4rec.train.loop import FitResult, fit_loop, resolve_device
 from gan4rec.train.seeding import make_rngs, seeded_init
 
@@ -137,6 +149,12 @@ class TorchRecommender(Recommender):
     epochs_param: ClassVar[str] = "epochs"
     #: Users scored at once by :meth:`score` and during validation.
     score_batch_size: ClassVar[int] = 1024
+    #: Whether :meth:`fit` can train data-parallel (every gradient comes from autograd, every step calls
+    #: its modules through :meth:`_call`, rows come from ``distributed.shard``).
+    supports_distributed: ClassVar[bool] = False
+    #: Whether distributed training wraps the modules in DDP. A model that computes its gradients by hand
+    #: (outside autograd) sets this False and averages them itself with ``distributed.all_reduce_mean_``.
+    uses_ddp: ClassVar[bool] = True
 
     # Common hyperparameters: set by each subclass's __init__ (declared here for type checkers only).
     device: str | None
@@ -150,7 +168,12 @@ class TorchRecommender(Recommender):
     optimizers_: dict[str, torch.optim.Optimizer]
     best_epoch_: int | None
     device_: torch.device
+    np_rng_: np.random.Generator
+    torch_gen_: torch.Generator
+    rank_np_rng_: np.random.Generator
+    rank_torch_gen_: torch.Generator
     _seen_rows: DeviceCSR | None
+    _ddp: dict[str, nn.Module]
 
     # ------------------------------------------------------------------ hooks
     def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
@@ -184,12 +207,30 @@ class TorchRecommender(Recommender):
     def _release(self) -> None:
         """Drop training-only data after fit (optimiser moments, device copies of the training set)."""
         self.optimizers_ = {}
+        self._ddp = {}
+
+    def _call(self, module: str, method: str, *args: Any) -> Any:
+        """``self.modules_[module].method(*args)``, through DDP when training distributed.
+
+        Call the trained module through this once per optimiser step, for the forward pass whose
+        gradients must be averaged over the ranks; other uses of a module (a frozen player's scores,
+        an extra regulariser on rows the step already touched) call the module itself.
+        """
+        ddp = getattr(self, "_ddp", {}).get(module)
+        if ddp is None:
+            return getattr(self.modules_[module], method)(*args)
+        return ddp(method, *args)
 
     # ------------------------------------------------------------------ the Trainable protocol
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch in train mode (the loop's entry point; subclasses implement :meth:`_train_epoch`)."""
         for m in self.modules_.values():
             m.train()
+        seed = getattr(self, "_dist_seed", None)
+        if seed is not None:
+            self.rank_np_rng_, self.rank_torch_gen_ = distributed.rank_rngs(
+                seed, self.name, epoch, self.device_
+            )
         return self._train_epoch(epoch)
 
     def valid_score(self, users: np.ndarray) -> torch.Tensor:
@@ -265,17 +306,46 @@ class TorchRecommender(Recommender):
         if hasattr(self, "batch_size"):
             check_int(self.batch_size, "batch_size")
 
-    def _fit(self, train: Interactions, valid: Interactions | None) -> None:
+    def _setup_fit(self, train: Interactions, *, optimizers: bool = True) -> None:
+        """Everything before the first epoch: checks, device, generators, modules (DDP), optimisers, data."""
         self._check_common_params()
         self._check_params()
         self.device_ = resolve_device(self.device)
-        self.np_rng_, self.torch_gen_, init_seed = make_rngs(self.random_state, self.device_)
+        random_state = self.random_state
+        ctx = distributed.current()
+        self._dist_seed: int | None = None
+        if ctx is not None:
+            self._check_distributed(ctx, train)
+            random_state = self._dist_seed = distributed.agree_seed(self.random_state)
+        self.np_rng_, self.torch_gen_, init_seed = make_rngs(random_state, self.device_)
+        self.rank_np_rng_, self.rank_torch_gen_ = self.np_rng_, self.torch_gen_
         with seeded_init(init_seed):
             modules = self._build_modules(train.n_users, train.n_items)
         self.modules_ = {name: m.to(self.device_) for name, m in modules.items()}
-        self.optimizers_ = self._build_optimizers(self.modules_)
+        # DDP broadcasts rank 0's initial weights; with an agreed seed they are equal on all ranks anyway.
+        wrap = ctx is not None and self.uses_ddp
+        self._ddp = {name: distributed.wrap(m) for name, m in self.modules_.items()} if wrap else {}
+        self.optimizers_ = self._build_optimizers(self.modules_) if optimizers else {}
         self._seen_rows = None
         self._prepare(train)
+
+    def _check_distributed(self, ctx: distributed.DistContext, train: Interactions) -> None:
+        """Refuse a model or device that cannot train data-parallel, and data that differs between ranks."""
+        if not self.supports_distributed:
+            raise DataError(
+                f"{self.name}: distributed training is not supported yet for this model "
+                "(see docs/distributed.md); train it in a single process"
+            )
+        if self.device_.type != ctx.device.type:
+            raise DataError(
+                f"{self.name}: device={str(self.device_)!r} but the process group trains on "
+                f"{ctx.device.type} ({ctx.backend}); pass device={ctx.device.type!r} or leave it None"
+            )
+        self.device_ = ctx.device
+        distributed.check_same(int(train.fingerprint()[:15], 16), "the training data")
+
+    def _fit(self, train: Interactions, valid: Interactions | None) -> None:
+        self._setup_fit(train)
         opts = getattr(self, "_fit_options", {})
         result: FitResult = fit_loop(
             self,
@@ -337,6 +407,7 @@ class TorchRecommender(Recommender):
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.device_ = resolve_device(self.device)
+        self._ddp = {}
         # Weights are overwritten below; the fixed seed only keeps the global generator untouched.
         with seeded_init(0):
             modules = self._build_modules(self.n_users, self.n_items)

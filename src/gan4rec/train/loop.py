@@ -13,6 +13,12 @@ epoch must be strictly better to replace it), so a refit with ``epochs=best_epoc
 
 On the CPU the loop runs with ``torch.set_num_threads(n_threads)``, put back afterwards: small-batch
 updates gain nothing from more threads and on a shared 2-core machine two threads are much slower.
+
+Distributed (a process group joined with :func:`gan4rec.train.distributed.init`): every rank trains its
+epoch; the epoch's diagnostics are averaged over the ranks; rank 0 alone validates, decides (improved?
+stop?) and broadcasts its decision with the metric values as one float64 tensor, so all ranks keep the
+same best weights and leave the loop at the same epoch. Only rank 0 logs epochs and writes checkpoints;
+on resume every rank loads the same checkpoint. At the end the ranks check that they hold equal weights.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.evaluation.metrics import RANKING_METRICS
+from gan4rec.train import distributed
 from gan4rec.train.checkpoint import (
     CheckpointStore,
     StateDicts,
@@ -282,6 +289,7 @@ def fit_loop(
         }
     )
     store = None if checkpoint_dir is None else CheckpointStore(checkpoint_dir, keep=keep_checkpoints)
+    main = distributed.is_main()  # rank 0 (or the only process): validates, logs, writes checkpoints
 
     state = _LoopState()
     best_weights: StateDicts | None = None
@@ -297,9 +305,14 @@ def fit_loop(
         )
     if resume is not None:
         ckpt = CheckpointStore(resume, keep=keep_checkpoints).load_latest()
+        # Every rank must continue from the same checkpoint; this collective also keeps rank 0 from
+        # discarding newer (unreadable) checkpoints while another rank still reads the folder.
+        distributed.check_same(-1 if ckpt is None else _LoopState.from_json(ckpt.meta["loop"]).epoch,
+                               f"the checkpoint to resume from in {resume}")
         if ckpt is None:
-            logger.warning("%s: no readable checkpoint in %s; starting from epoch 1", desc, resume)
-            if same_folder:
+            if main:
+                logger.warning("%s: no readable checkpoint in %s; starting from epoch 1", desc, resume)
+            if same_folder and main:
                 store.discard_after(0)  # type: ignore[union-attr]
         else:
             _check_config(ckpt.meta.get("config"), config, ckpt.path)
@@ -310,8 +323,9 @@ def fit_loop(
                 trainable.load_extra_state(ckpt.meta.get("extra", {}))
             state = _LoopState.from_json(ckpt.meta["loop"])
             resumed_from = state.epoch
-            logger.info("%s: resumed from %s (epoch %d)", desc, ckpt.path, state.epoch)
-            if same_folder:
+            if main:
+                logger.info("%s: resumed from %s (epoch %d)", desc, ckpt.path, state.epoch)
+            if same_folder and main:
                 store.discard_after(state.epoch)  # type: ignore[union-attr]
 
     written: list[str] = []
@@ -327,9 +341,10 @@ def fit_loop(
     on_cpu = dev.type == "cpu"
     with torch_threads(n_threads if on_cpu else None):
         remaining = range(state.epoch + 1, epochs + 1) if not state.stopped else range(0)
-        for epoch in progress(remaining, desc=desc, total=len(remaining), unit="epoch"):
+        epoch_iter = progress(remaining, desc=desc, total=len(remaining), unit="epoch") if main else remaining
+        for epoch in epoch_iter:
             t0 = time.perf_counter()
-            losses = trainable.train_epoch(epoch)
+            losses = distributed.average_scalars(trainable.train_epoch(epoch))
             row: dict[str, float] = {"epoch": epoch}
             for key, value in losses.items():
                 row[str(key)] = float(value)
@@ -338,45 +353,61 @@ def fit_loop(
             diverged = bool(bad)
             if diverged:
                 # Diverged: validating NaN weights would fail; keep the best weights seen so far instead.
-                logger.warning("%s: %s became non-finite at epoch %d; stopping", desc, ", ".join(bad), epoch)
+                # (Distributed: the diagnostics are averaged over the ranks, so all ranks see this alike.)
+                if main:
+                    logger.warning(
+                        "%s: %s became non-finite at epoch %d; stopping", desc, ", ".join(bad), epoch
+                    )
                 state.stopped = True
             elif valid is not None and (epoch % eval_every == 0 or epoch == epochs):
-                t_eval = time.perf_counter()
-                res = evaluate(
-                    trainable.valid_score,
-                    train,
-                    valid,
-                    ks=sorted(ks),
-                    metrics=sorted(families),
-                    batch_size=eval_batch_size,
-                    device=dev,
-                )
-                value = float(res.metrics[metric])
+                # values: the metric, the extra metrics, the validation seconds, then the decision
+                # (improved, stop); computed on rank 0 and broadcast as one tensor when distributed.
+                values = [math.nan] * (len(extra) + 4)
+                if main:
+                    t_eval = time.perf_counter()
+                    res = evaluate(
+                        trainable.valid_score,
+                        train,
+                        valid,
+                        ks=sorted(ks),
+                        metrics=sorted(families),
+                        batch_size=eval_batch_size,
+                        device=dev,
+                    )
+                    value = float(res.metrics[metric])
+                    improved = value > state.best_value
+                    stop = not improved and patience is not None and state.bad_evals + 1 >= patience
+                    values = [value, *(float(res.metrics[m]) for m in extra)]
+                    values += [time.perf_counter() - t_eval, float(improved), float(stop)]
+                values = distributed.broadcast_floats(values)
+                value, improved, stop = values[0], values[-2] == 1.0, values[-1] == 1.0
                 row[f"valid_{metric}"] = value
-                for m in extra:
-                    row[f"valid_{m}"] = float(res.metrics[m])
-                row["valid_seconds"] = time.perf_counter() - t_eval
-                if value > state.best_value:
+                for m, v in zip(extra, values[1:-3], strict=True):
+                    row[f"valid_{m}"] = v
+                row["valid_seconds"] = values[-3]
+                if improved:
                     state.best_value, state.best_epoch, state.bad_evals = value, epoch, 0
                     best_weights = snapshot_modules(modules)
                 else:
                     state.bad_evals += 1
-                    if patience is not None and state.bad_evals >= patience:
+                    if stop:
                         state.stopped = True
             row["seconds"] = time.perf_counter() - t0
             state.history.append(row)
-            _log_epoch(desc, epoch, epochs, row, metric, state)
+            if main:
+                _log_epoch(desc, epoch, epochs, row, metric, state)
             last = state.stopped or epoch == epochs
             # A diverged state is not worth resuming (and non-finite weights would not load anyway).
             if (
-                store is not None
+                main
+                and store is not None
                 and checkpoint_every
                 and (epoch % checkpoint_every == 0 or last)
                 and not diverged
             ):
                 save_checkpoint()
             if state.stopped:
-                if not diverged:
+                if not diverged and main:
                     logger.info(
                         "%s: early stop after epoch %d (%d validations without improvement); "
                         "best %s = %.4f at epoch %s",
@@ -392,13 +423,15 @@ def fit_loop(
     if best_weights is not None and state.best_epoch != state.epoch:
         for module_name, module in modules.items():
             module.load_state_dict(best_weights[module_name])
-        logger.info(
-            "%s: restored the weights of epoch %d (%s = %.4f)",
-            desc,
-            state.best_epoch,
-            metric,
-            state.best_value,
-        )
+        if main:
+            logger.info(
+                "%s: restored the weights of epoch %d (%s = %.4f)",
+                desc,
+                state.best_epoch,
+                metric,
+                state.best_value,
+            )
+    distributed.check_in_sync(modules)
     return FitResult(
         history=state.history,
         best_epoch=state.best_epoch,

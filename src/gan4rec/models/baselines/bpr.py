@@ -8,6 +8,9 @@ with Adam, per mini-batch,
 
 i.e. L2 on the embeddings the batch touches (Rendle's per-sample regulariser), not weight decay on whole
 tables, so rarely sampled rows are not shrunk on every step.
+
+Distributed (see :mod:`gan4rec.train.distributed`): each rank takes its shard of the epoch's shared
+permutation of the pairs and draws its own negatives; ``batch_size`` is per rank.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.data.sampling import NegativeSampler
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
+from gan4rec.train.distributed import shard
 
 __all__ = ["BPR", "MFScorer"]
 
@@ -47,7 +51,8 @@ class MFScorer(nn.Module):
 
     def scores(self, users: torch.Tensor) -> torch.Tensor:
         """``(n, n_items)`` scores of every item."""
-        return self.user(users) @ self.item.weight.T + self.item_bias.weight.T
+        # view, not .T: the bias gradient then keeps the parameter's layout, as DDP's buckets expect.
+        return self.user(users) @ self.item.weight.T + self.item_bias.weight.view(1, -1)
 
     def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of aligned ``(user, item)`` pairs, any common shape."""
@@ -99,6 +104,7 @@ class BPR(TorchRecommender):
     """
 
     name = "bpr"
+    supports_distributed = True
     search_space: ClassVar[SearchSpace] = {
         "n_factors": {"type": "int", "low": 16, "high": 256, "log": True},
         "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
@@ -149,12 +155,11 @@ class BPR(TorchRecommender):
             self.__dict__.pop(attr, None)
 
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
-        mf: MFScorer = self.modules_["mf"]  # type: ignore[assignment]
         opt = self.optimizers_["adam"]
         dev = self.device_
-        order = self.np_rng_.permutation(len(self._pair_users))  # (nnz,)
+        order = shard(self.np_rng_.permutation(len(self._pair_users)))  # (nnz,) or this rank's share
         users_np = self._pair_users[order]
-        neg_np = self._sampler.sample(users_np, self.np_rng_)  # (nnz,)
+        neg_np = self._sampler.sample(users_np, self.rank_np_rng_)  # (nnz,)
         users = torch.from_numpy(users_np).to(dev)
         pos = torch.from_numpy(self._pair_items[order]).to(dev)
         neg = torch.from_numpy(neg_np).to(dev)
@@ -164,7 +169,7 @@ class BPR(TorchRecommender):
         bs = int(self.batch_size)
         for start in range(0, len(users), bs):
             u, i, j = users[start : start + bs], pos[start : start + bs], neg[start : start + bs]
-            diff, sq = mf.bpr_terms(u, i, j)  # (b,), scalar
+            diff, sq = self._call("mf", "bpr_terms", u, i, j)  # (b,), scalar
             loss = -F.logsigmoid(diff).mean()
             reg = l2 * sq / len(u)
             opt.zero_grad(set_to_none=True)

@@ -13,6 +13,10 @@ users who were not in the training data.
 
 The original weights are Xavier-initialised and the biases drawn from N(0, 0.001^2); the dropout mask and
 the reparameterisation noise come from the model's own torch generator.
+
+Distributed (see :mod:`gan4rec.train.distributed`): each rank takes its shard of the epoch's shared
+permutation of the users and draws its own dropout masks and noise; ``batch_size`` is per rank, and the
+KL annealing counts steps, which all ranks take together.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.torch_base import DeviceCSR, TorchRecommender, check_float, check_int
+from gan4rec.train.distributed import shard
 from gan4rec.train.seeding import dropout
 
 __all__ = ["MultVAE"]
@@ -56,6 +61,17 @@ class _VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits ``(b, n_items)``."""
         return self.dec2(torch.tanh(self.dec1(z)))
+
+    def train_terms(
+        self, h: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(mu, logvar, logits)`` of a training step: encode ``h``, sample ``z`` with noise ``eps``, decode.
+
+        One method, so that a step is one call through DDP.
+        """
+        mu, logvar = self.encode(h)  # (b, latent) each
+        z = mu + eps * torch.exp(0.5 * logvar)
+        return mu, logvar, self.decode(z)
 
 
 class MultVAE(TorchRecommender):
@@ -86,6 +102,7 @@ class MultVAE(TorchRecommender):
     """
 
     name = "multvae"
+    supports_distributed = True
     search_space: ClassVar[SearchSpace] = {
         "hidden": {"type": "categorical", "choices": [200, 600, 1000]},
         "latent": {"type": "categorical", "choices": [50, 100, 200]},
@@ -162,21 +179,20 @@ class MultVAE(TorchRecommender):
         return min(float(self.anneal_cap), self._update_count / float(self.total_anneal_steps))
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        vae: _VAE = self.modules_["vae"]  # type: ignore[assignment]
         opt = self.optimizers_["adam"]
         dev = self.device_
-        users = torch.from_numpy(self.np_rng_.permutation(self._train_users)).to(dev)
+        latent = int(self.latent)
+        users = torch.from_numpy(shard(self.np_rng_.permutation(self._train_users))).to(dev)
         sums = torch.zeros(2, device=dev, dtype=torch.float64)  # neg. log-likelihood, KL
         bs = int(self.batch_size)
         beta = self._beta()
         for start in range(0, len(users), bs):
             batch = users[start : start + bs]
             x = self._rows.dense(batch)  # (b, n_items)
-            h = dropout(F.normalize(x, dim=1), float(self.dropout), self.torch_gen_)
-            mu, logvar = vae.encode(h)  # (b, latent) each
-            eps = torch.randn(mu.shape, generator=self.torch_gen_, device=dev, dtype=mu.dtype)
-            z = mu + eps * torch.exp(0.5 * logvar)
-            logits = vae.decode(z)  # (b, n_items)
+            h = dropout(F.normalize(x, dim=1), float(self.dropout), self.rank_torch_gen_)
+            # Drawn before the encoder runs (which draws nothing), so the stream is as when drawn after.
+            eps = torch.randn((len(batch), latent), generator=self.rank_torch_gen_, device=dev, dtype=h.dtype)
+            mu, logvar, logits = self._call("vae", "train_terms", h, eps)  # (b, latent) x 2, (b, n_items)
             nll = -(F.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
             kl = 0.5 * (torch.exp(logvar) + mu.square() - 1.0 - logvar).sum(dim=1).mean()
             beta = self._beta()

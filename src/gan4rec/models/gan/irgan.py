@@ -47,6 +47,16 @@ Pre-training is a pure function of the data, the pre-training settings, the seed
 thread count; its result is memoised per process (at most 256 MiB of weights), so tuning trials that
 share those settings pay for it once. The memoised result is bit-identical to recomputing it.
 
+**Distributed** (see :mod:`gan4rec.train.distributed`): both players are wrapped in DDP and each step
+calls only the player it trains through its wrapper; the other player is used as the plain module
+(``D.module``), under ``no_grad``, never by toggling ``requires_grad`` on a wrapped module. D's phase is
+sharded by user: each rank owns a fixed share of the users with a positive, draws G's negatives for
+their pairs only (so the softmax over the catalogue is split between the ranks) and shuffles their
+labelled pairs with its own generator, padded to the largest rank's count so that all ranks take the
+same number of steps. G's phase shards the epoch's shared permutation of the users. ``d_batch_size`` and
+``g_batch_users`` are per rank; the EMA baseline averages the batch rewards of all ranks. The BPR
+pre-training is itself distributed; its start is validated on rank 0.
+
 History per round: ``d_loss`` (mean BCE), ``d_real`` / ``d_fake`` (mean ``sigmoid(d)`` on the observed pairs
 / on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate), ``reward`` (mean raw
 reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats), ``fake_pos_rate`` (share of G's
@@ -74,8 +84,9 @@ from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
 from gan4rec.models.baselines.bpr import BPR, MFScorer
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
-from gan4rec.train.loop import FitResult, parse_metric, resolve_device, torch_threads
-from gan4rec.train.seeding import derive_seed, make_rngs, seeded_init
+from gan4rec.train import distributed
+from gan4rec.train.loop import FitResult, parse_metric, torch_threads
+from gan4rec.train.seeding import derive_seed
 
 __all__ = ["IRGAN", "MLPScorer"]
 
@@ -142,7 +153,8 @@ class MLPScorer(nn.Module):
                 for s in range(0, len(users), step)
             ]
         )
-        return gmf + mlp + self.item_bias.weight.T
+        # view, not .T: the bias gradient then keeps the parameter's layout, as DDP's buckets expect.
+        return gmf + mlp + self.item_bias.weight.view(1, -1)
 
     def sq_norms(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Summed squared norms of the embedding rows and biases that the pairs touch (per-sample L2)."""
@@ -242,6 +254,14 @@ class _ScorerBPR(BPR):
         return {"mf": self.build(n_users, n_items)}
 
 
+def _csr_entries(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Indices of the stored entries of ``rows`` (ascending) in a CSR structure, row by row."""
+    starts = np.asarray(indptr, dtype=np.int64)[rows]
+    lengths = np.asarray(indptr, dtype=np.int64)[rows + 1] - starts
+    offsets = np.cumsum(lengths) - lengths  # where each row starts in the output
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
 # Memoised pre-training results: key -> (state dict copy, best epoch, history), least recently used first.
 # A tuning study reuses one key for every trial; each seed's fit and refit add one. Bounded in bytes.
 _PRETRAIN_CACHE: OrderedDict[tuple, tuple[dict[str, torch.Tensor], int | None, list]] = OrderedDict()
@@ -324,6 +344,7 @@ class IRGAN(TorchRecommender):
 
     name = "irgan"
     adversarial = True
+    supports_distributed = True
     #: Pre-training validates every this many BPR epochs (BPR's default).
     pretrain_eval_every: ClassVar[int] = 5
     # The adversarial phase only: pre-training takes its settings from a tuned BPR-MF (fixed params).
@@ -524,16 +545,7 @@ class IRGAN(TorchRecommender):
 
     def _fit_start_only(self, train: Interactions) -> None:
         """``epochs=0``: set up exactly as the loop's run would, pre-train, and stop there."""
-        self._check_common_params()
-        self._check_params()
-        self.device_ = resolve_device(self.device)
-        self.np_rng_, self.torch_gen_, init_seed = make_rngs(self.random_state, self.device_)
-        with seeded_init(init_seed):
-            modules = self._build_modules(train.n_users, train.n_items)
-        self.modules_ = {name: m.to(self.device_) for name, m in modules.items()}
-        self.optimizers_ = {}
-        self._seen_rows = None
-        self._prepare(train)
+        self._setup_fit(train, optimizers=False)
         with torch_threads(self.n_threads if self.device_.type == "cpu" else None):
             self._pretrain()
         self.fit_result_ = FitResult(history=[], best_epoch=None, best_value=math.nan, stopped_early=False)
@@ -556,12 +568,27 @@ class IRGAN(TorchRecommender):
         self._n_pos = torch.tensor(n_pos, device=dev)
         self._pair_users = torch.tensor(train.user_index(), dtype=torch.int64, device=dev)  # (nnz,)
         self._pair_items = torch.tensor(np.asarray(train.indices), dtype=torch.int64, device=dev)  # (nnz,)
+        # D's phase: this rank's users and their pairs in CSR order (all of them in a single process), and
+        # the labelled rows per D-epoch of the largest share (real + fake), to which every rank pads.
+        self._d_users = distributed.partition(self._active)
+        self._d_pair_users, self._d_pair_items = self._pair_users, self._pair_items
+        if distributed.current() is not None:
+            if not len(self._d_users):
+                raise DataError(
+                    f"irgan: {len(self._active)} users with a training item cannot be shared among "
+                    f"{distributed.world_size()} ranks; use fewer processes"
+                )
+            entries = torch.as_tensor(_csr_entries(train.indptr, self._d_users), device=dev)
+            self._d_pair_users = self._pair_users[entries]
+            self._d_pair_items = self._pair_items[entries]
+        self._d_rows = distributed.all_reduce_max(2 * len(self._d_pair_users))
         self._pretrained = False
         self._ema: float | None = None
 
     def _release(self) -> None:
         super()._release()
-        for attr in ("_active", "_n_pos", "_pair_users", "_pair_items", "_seen_rows"):
+        for attr in ("_active", "_n_pos", "_pair_users", "_pair_items", "_seen_rows", "_d_users",
+                     "_d_pair_users", "_d_pair_items", "_d_rows"):
             self.__dict__.pop(attr, None)
         self._seen_rows = None
 
@@ -621,18 +648,22 @@ class IRGAN(TorchRecommender):
         if valid is not None:
             from gan4rec.evaluation.evaluator import evaluate
 
-            name, k = parse_metric(self._metric)
-            res = evaluate(self.valid_score, train, valid, ks=[k], metrics=[name], device=self.device_)
-            self.start_valid_ = float(res.metrics[self._metric])
+            value = math.nan
+            if distributed.is_main():  # validation runs on rank 0 only; the value is broadcast
+                name, k = parse_metric(self._metric)
+                res = evaluate(self.valid_score, train, valid, ks=[k], metrics=[name], device=self.device_)
+                value = float(res.metrics[self._metric])
+            self.start_valid_ = distributed.broadcast_floats([value])[0]
             extra[f"start_valid_{self._metric}"] = self.start_valid_
             for m in self.modules_.values():
                 m.train()
         extra["pretrain_seconds"] = time.perf_counter() - t0
-        logger.info(
-            "irgan: pre-trained start after %d BPR epochs%s",
-            epochs_run,
-            "" if self.start_valid_ is None else f", validation {self._metric} = {self.start_valid_:.4f}",
-        )
+        if distributed.is_main():
+            logger.info(
+                "irgan: pre-trained start after %d BPR epochs%s",
+                epochs_run,
+                "" if self.start_valid_ is None else f", validation {self._metric} = {self.start_valid_:.4f}",
+            )
         return extra
 
     def _pretrained_state(
@@ -658,6 +689,7 @@ class IRGAN(TorchRecommender):
             int(self.mlp_hidden),
             tuple(sorted((k, repr(v)) for k, v in params.items())),
             torch.get_num_threads() if self.n_threads is None else None,
+            distributed.world_size(),
         )
         hit = _PRETRAIN_CACHE.get(key)
         if hit is not None:
@@ -699,7 +731,7 @@ class IRGAN(TorchRecommender):
         extra = self._pretrain() if not self._pretrained else {}
         t0 = time.perf_counter()
         tot = _Totals.zeros(self.device_)
-        neg = self._pair_items
+        neg = self._d_pair_items
         for k in range(int(self.d_epochs)):
             if k % int(self.d_resample_every) == 0:
                 neg = self._sample_for_d(tot)
@@ -708,29 +740,34 @@ class IRGAN(TorchRecommender):
             self._g_epoch(tot)
         return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
 
-    def _policy_logits(self, module: nn.Module, users: torch.Tensor, temperature: float) -> torch.Tensor:
-        """``(b, n_items)`` G logits over the temperature; seen items at ``-inf`` under ``exclude_seen``."""
-        logits = module.scores(users) / temperature  # type: ignore[operator]
+    def _policy_logits(self, scores: torch.Tensor, users: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``(b, n_items)`` G logits (``scores`` of ``users``) over the temperature; seen items at ``-inf``
+        under ``exclude_seen``."""
+        logits = scores / temperature
         if self.exclude_seen:
             logits = logits.masked_fill(self._seen_dense(users).bool(), float("-inf"))
         return logits
 
     @torch.no_grad()
     def _sample_for_d(self, tot: _Totals) -> torch.Tensor:
-        """One negative per observed pair, drawn from softmax(G / tau), aligned with the pairs (CSR order).
+        """One negative per observed pair of D's users, drawn from softmax(G / tau), aligned with the pairs.
 
-        Returns the ``(nnz,)`` items; counts in ``tot`` how many are training positives of their user.
+        Returns the items, aligned with ``_d_pair_users`` (CSR order); counts in ``tot`` how many are
+        training positives of their user.
         """
         gen = self.modules_["generator"]
         dev = self.device_
         n_items = self.n_items
         chunk = max(1, (1 << 22) // n_items)
         out = []
-        for start in range(0, len(self._active), chunk):
-            users = torch.as_tensor(self._active[start : start + chunk], device=dev)  # (b,) ascending
+        for start in range(0, len(self._d_users), chunk):
+            users = torch.as_tensor(self._d_users[start : start + chunk], device=dev)  # (b,) ascending
             counts = self._n_pos[users]  # (b,)
-            probs = torch.softmax(self._policy_logits(gen, users, float(self.tau)), dim=1)  # (b, n_items)
-            draws = torch.multinomial(probs, int(counts.max()), replacement=True, generator=self.torch_gen_)
+            logits = self._policy_logits(gen.scores(users), users, float(self.tau))  # type: ignore[operator]
+            probs = torch.softmax(logits, dim=1)  # (b, n_items)
+            draws = torch.multinomial(
+                probs, int(counts.max()), replacement=True, generator=self.rank_torch_gen_
+            )
             keep = torch.arange(draws.shape[1], device=dev)[None, :] < counts[:, None]  # (b, m)
             out.append(draws[keep])  # row-major: user by user, as the CSR entries
             tot.fake_pos += self._seen_dense(users).gather(1, draws)[keep].sum(dtype=torch.float64)
@@ -739,21 +776,22 @@ class IRGAN(TorchRecommender):
         return negatives
 
     def _d_epoch(self, neg: torch.Tensor, tot: _Totals) -> None:
-        """One pass of D over the observed pairs (label 1) and G's negatives (label 0), shuffled."""
+        """One pass of D over its observed pairs (label 1) and G's negatives (label 0), shuffled."""
         disc = self.modules_["discriminator"]
         opt = self.optimizers_["discriminator"]
         dev = self.device_
-        nnz = len(self._pair_users)
-        users = torch.cat([self._pair_users, self._pair_users])  # (2 nnz,)
-        items = torch.cat([self._pair_items, neg])  # (2 nnz,)
+        nnz = len(self._d_pair_users)
+        users = torch.cat([self._d_pair_users, self._d_pair_users])  # (2 nnz,)
+        items = torch.cat([self._d_pair_items, neg])  # (2 nnz,)
         labels = torch.cat([torch.ones(nnz, device=dev), torch.zeros(nnz, device=dev)])  # (2 nnz,)
-        order = torch.from_numpy(self.np_rng_.permutation(2 * nnz)).to(dev)
+        order_np = distributed.pad_to(self.rank_np_rng_.permutation(2 * nnz), self._d_rows)
+        order = torch.from_numpy(order_np).to(dev)  # (d_rows,)
         l2 = float(self.d_l2)
         bs = int(self.d_batch_size)
-        for start in range(0, 2 * nnz, bs):
+        for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             u, i, y = users[idx], items[idx], labels[idx]
-            logits = disc.pair_scores(u, i)  # type: ignore[operator]  # (b,)
+            logits = self._call("discriminator", "pair_scores", u, i)  # (b,)
             loss = F.binary_cross_entropy_with_logits(logits, y)
             reg = l2 * disc.sq_norms(u, i) / len(u) if l2 > 0 else 0.0  # type: ignore[operator]
             opt.zero_grad(set_to_none=True)
@@ -773,19 +811,18 @@ class IRGAN(TorchRecommender):
         dev = self.device_
         lam = float(self.importance_sampling)
         l2 = float(self.g_l2)
-        order = self.np_rng_.permutation(self._active)  # (n_active,)
+        order = distributed.shard(self.np_rng_.permutation(self._active))  # (n_active,) or this rank's share
         bs = int(self.g_batch_users)
         for start in range(0, len(order), bs):
             users = torch.as_tensor(order[start : start + bs], device=dev)  # (b,)
             counts = self._n_pos[users] * int(self.g_samples)  # (b,) samples per user
-            logp = torch.log_softmax(
-                self._policy_logits(gen, users, float(self.g_tau)), dim=1
-            )  # (b, n_items)
+            scores = self._call("generator", "scores", users)  # (b, n_items), through DDP when distributed
+            logp = torch.log_softmax(self._policy_logits(scores, users, float(self.g_tau)), dim=1)
             with torch.no_grad():
                 p = logp.exp()  # (b, n_items)
                 proposal = _is_proposal(p, self._seen_dense(users), lam) if lam > 0 else p
                 draws = torch.multinomial(
-                    proposal, int(counts.max()), replacement=True, generator=self.torch_gen_
+                    proposal, int(counts.max()), replacement=True, generator=self.rank_torch_gen_
                 )
                 keep = (torch.arange(draws.shape[1], device=dev)[None, :] < counts[:, None]).float()  # (b, m)
                 d_logits = disc.scores(users).gather(1, draws)  # type: ignore[operator]  # (b, m)
@@ -828,7 +865,11 @@ class IRGAN(TorchRecommender):
             return _loo_baseline(reward, keep, counts)
         if self.baseline == "ema":
             # The average of earlier batches only (the first batch uses its own mean), then updated.
-            batch_mean = float((reward * keep).sum() / keep.sum())
+            if distributed.current() is None:
+                batch_mean = float((reward * keep).sum() / keep.sum())
+            else:  # the same value on every rank, so that the baseline state stays one (and checkpointable)
+                sums = distributed.all_reduce_sum(torch.stack([(reward * keep).sum(), keep.sum()]).double())
+                batch_mean = float(sums[0] / sums[1])
             value = batch_mean if self._ema is None else self._ema
             m = float(self.baseline_momentum)
             self._ema = batch_mean if self._ema is None else m * self._ema + (1 - m) * batch_mean
