@@ -14,7 +14,10 @@ from gan4rec.cli import main
 from gan4rec.data.split import Split, random_holdout
 from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError
-from gan4rec.tuning import tune
+from gan4rec.evaluation.evaluator import evaluate
+from gan4rec.experiment import Protocol
+from gan4rec.models import create
+from gan4rec.tuning import tune, validation_carvings
 
 SPACE = {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
 
@@ -48,6 +51,29 @@ def test_tune_resumes_from_storage_and_time_boxes(split: Split, tmp_path) -> Non
     assert [t["params"] for t in resumed.trials[:2]] == [t["params"] for t in first.trials]
     boxed = tune("ease", split, n_trials=10_000, search_space=SPACE, timeout=1.0, seed=0)
     assert 1 <= len(boxed.trials) < 10_000
+
+
+def test_repeated_validation_averages_carvings_that_are_the_splits_of_the_next_seeds(split: Split) -> None:
+    full = split.full_train()
+    carvings = validation_carvings(split, 3)
+    assert carvings[0] == (split.train, split.valid)
+    for i, (train, valid) in enumerate(carvings[1:], start=1):
+        assert train.same_space(split.train)
+        assert train.nnz + valid.nnz == full.nnz and valid.nnz == split.valid.nnz
+        assert valid.fingerprint() != split.valid.fingerprint()
+    res = tune("ease", split, n_trials=3, search_space=SPACE, seed=0, valid_repeats=3)
+    for t in res.trials:
+        assert len(t["valid_repeats"]) == 3
+        assert t["value"] == pytest.approx(float(np.mean(t["valid_repeats"])))
+        # Each repeat's value is what that carving gives for the trial's params, by hand.
+        model = create("ease", t["params"], random_state=0).fit(*carvings[2])
+        by_hand = evaluate(model.score, carvings[2][0], carvings[2][1], ks=(20,)).metrics["NDCG@20"]
+        assert t["valid_repeats"][2] == pytest.approx(by_hand)
+    assert res.study_name.endswith("-x3")
+    with pytest.raises(DataError, match="valid_repeats"):
+        validation_carvings(split, 0)
+    with pytest.raises(DataError, match="random validation holdout"):
+        Protocol(split="leave-k-out", valid_repeats=2)
 
 
 def test_tune_rejects_splits_without_validation_and_bad_args(split: Split) -> None:

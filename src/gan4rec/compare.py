@@ -553,7 +553,7 @@ def _tune_one(
     log.info("%s: tuning on validation (%d trials%s)", name, trials,
              f", {timeout:g} s time box" if timeout is not None else "")
     res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
-               timeout=timeout, seed=seed, device=device)
+               timeout=timeout, seed=seed, device=device, valid_repeats=protocol.valid_repeats)
     n_complete = sum(t["state"] == "COMPLETE" for t in res.trials)
     log.info("%s: best validation %s = %.4f after %d trials (%.1f s)", name, res.metric, res.best_value,
              len(res.trials), res.seconds)

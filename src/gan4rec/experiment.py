@@ -99,6 +99,10 @@ class Protocol:
     refit: str = "full"
     ks: tuple[int, ...] = (5, 10, 20)
     metric: str = "NDCG@20"
+    valid_repeats: int = 1
+    """Tuning scores each trial on this many validation carvings (seeds split_seed, +1, ...) and uses their
+    mean (:func:`gan4rec.tuning.validation_carvings`); fitting, early stopping and the final run use the
+    first. Only tuning reads it."""
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_KINDS:
@@ -109,6 +113,13 @@ class Protocol:
             raise DataError(f"protocol.valid_frac={self.valid_frac}; expected a fraction in [0, 1)")
         if not 0 < self.test_frac < 1:
             raise DataError(f"protocol.test_frac={self.test_frac}; expected a fraction in (0, 1)")
+        if isinstance(self.valid_repeats, bool) or not isinstance(self.valid_repeats, int) or self.valid_repeats < 1:
+            raise DataError(f"protocol.valid_repeats={self.valid_repeats!r}; expected an integer >= 1")
+        if self.valid_repeats > 1 and (self.valid_frac == 0 or self.split != "random"):
+            raise DataError(
+                f"protocol.valid_repeats={self.valid_repeats} needs a random validation holdout "
+                "(split 'random' or pre-split train/test files, valid_frac > 0)"
+            )
         self.ks = tuple(int(k) for k in self.ks)
         if not self.ks or min(self.ks) < 1:
             raise DataError(f"protocol.ks={self.ks}; expected positive list lengths")

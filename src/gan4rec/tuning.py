@@ -17,11 +17,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gan4rec.data.split import Split
+import numpy as np
+
+from gan4rec.data.interactions import Interactions
+from gan4rec.data.split import Split, carve_validation
 from gan4rec.errors import DataError
 from gan4rec.models import MODELS, create
 
-__all__ = ["TuneResult", "suggest", "tune"]
+__all__ = ["TuneResult", "suggest", "tune", "validation_carvings"]
+
+#: Split kinds whose validation part is a seeded random per-user holdout, so re-carving it with another
+#: seed gives another, equally valid, validation split.
+_RANDOM_CARVINGS = ("random", "presplit")
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,33 @@ def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def validation_carvings(split: Split, repeats: int = 1) -> list[tuple[Interactions, Interactions]]:
+    """``repeats`` (fit, validation) pairs: ``(split.train, split.valid)``, then re-carvings of the full train.
+
+    Carving ``i`` (``i >= 1``) holds out the same fraction of each user's training interactions as
+    ``split.valid`` (the rule of :func:`gan4rec.data.split.carve_validation`), seeded with the split's seed
+    + ``i``. Only splits whose validation is a random holdout can be re-carved: a time-based validation
+    (leave-k-out by time, temporal) is one fixed set, so asking for more raises :class:`DataError`.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise DataError(f"valid_repeats must be an integer >= 1, got {repeats!r}")
+    if split.valid is None:
+        raise DataError("tuning needs a validation split (valid_frac > 0): test data is never used to tune")
+    out = [(split.train, split.valid)]
+    if repeats == 1:
+        return out
+    kind, frac, seed = split.spec.get("kind"), split.spec.get("valid_frac"), split.spec.get("seed")
+    if kind not in _RANDOM_CARVINGS or not frac or seed is None:
+        raise DataError(
+            f"valid_repeats={repeats} needs a random validation holdout (split 'random' or pre-split files "
+            f"with valid_frac > 0); this split's validation is {kind!r}"
+        )
+    full = split.full_train()
+    for i in range(1, int(repeats)):
+        out.append(carve_validation(full, kind="random", valid_frac=float(frac), random_state=int(seed) + i))
+    return out
+
+
 def tune(
     model_name: str,
     split: Split,
@@ -82,6 +116,7 @@ def tune(
     study_name: str | None = None,
     seed: int = 0,
     device: str | None = None,
+    valid_repeats: int = 1,
 ) -> TuneResult:
     """Tune ``model_name`` on ``split.valid`` (never on test).
 
@@ -103,6 +138,13 @@ def tune(
         Optuna storage URL (e.g. ``"sqlite:///tune.db"``) and study name, to resume a study.
     seed
         Seeds both the TPE sampler and every trial's model (``random_state``).
+    valid_repeats
+        Score each trial on this many validation carvings and maximise their mean (repeated holdout). The
+        first is ``split.valid``; the others are carved from ``split.full_train()`` by the same rule with
+        the split's seed + 1, + 2, ... (random carvings only: :func:`validation_carvings`). One carving
+        makes the choice noisy where neighbouring settings differ by less than the validation noise (e.g.
+        PureSVD's factor count); more carvings cost that many fits per trial. Epoch counts and other
+        ``refit_params`` come from the first carving, which is also the run's own validation split.
     """
     import optuna
 
@@ -110,8 +152,6 @@ def tune(
 
     if model_name not in MODELS:
         raise DataError(f"unknown model {model_name!r}; known models: {', '.join(MODELS)}")
-    if split.valid is None:
-        raise DataError("tuning needs a validation split (valid_frac > 0): test data is never used to tune")
     if n_trials < 1:
         raise DataError(f"n_trials must be >= 1, got {n_trials}")
     if "@" not in metric:
@@ -128,26 +168,37 @@ def tune(
              if n not in fixed}
     cls.check_params(dict.fromkeys(space))
 
-    valid = split.valid
+    carvings = validation_carvings(split, valid_repeats)
 
     def objective(trial: Any) -> float:
         params = {**suggest(trial, space), **fixed}
-        model = create(model_name, params, random_state=seed, device=device)
-        t0 = time.perf_counter()
-        model.fit(split.train, valid, metric=metric)
-        fit_s = time.perf_counter() - t0
-        res = evaluate(model.score, split.train, valid, ks=ks, device=device)
-        value = float(res.metrics[metric])
-        trial.set_user_attr("refit_params", model.refit_params())
+        fit_s, values, metrics = 0.0, [], []
+        for i, (train, valid) in enumerate(carvings):
+            model = create(model_name, params, random_state=seed, device=device)
+            t0 = time.perf_counter()
+            model.fit(train, valid, metric=metric)
+            fit_s += time.perf_counter() - t0
+            res = evaluate(model.score, train, valid, ks=ks, device=device)
+            values.append(float(res.metrics[metric]))
+            metrics.append(res.metrics)
+            if i == 0:
+                trial.set_user_attr("refit_params", model.refit_params())
+        value = float(np.mean(values))
         trial.set_user_attr("fit_seconds", round(fit_s, 4))
-        trial.set_user_attr("valid_metrics", {m: float(v) for m, v in res.metrics.items()})
+        trial.set_user_attr(
+            "valid_metrics", {m: float(np.mean([r[m] for r in metrics])) for m in metrics[0]}
+        )
+        if len(values) > 1:
+            trial.set_user_attr("valid_repeats", values)
         if not math.isfinite(value):
             raise DataError(f"trial {trial.number}: validation {metric} is not finite")
         log.info("trial %d: %s = %.4f with %s (fit %.2f s)", trial.number, metric, value, params, fit_s)
         return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = study_name or f"gan4rec-{model_name}-{split.fingerprint[:12]}-{metric}"
+    name = study_name or f"gan4rec-{model_name}-{split.fingerprint[:12]}-{metric}" + (
+        f"-x{valid_repeats}" if valid_repeats > 1 else ""
+    )
     study = optuna.create_study(
         study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
@@ -167,7 +218,8 @@ def tune(
     trials = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
          "fit_seconds": t.user_attrs.get("fit_seconds"), "refit_params": t.user_attrs.get("refit_params", {}),
-         "valid_metrics": t.user_attrs.get("valid_metrics")}
+         "valid_metrics": t.user_attrs.get("valid_metrics"),
+         **({"valid_repeats": t.user_attrs["valid_repeats"]} if "valid_repeats" in t.user_attrs else {})}
         for t in study.trials
     ]
     best_params = {**best.params, **fixed}
