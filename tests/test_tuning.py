@@ -17,6 +17,7 @@ from gan4rec.errors import DataError
 from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.experiment import Protocol
 from gan4rec.models import create
+from gan4rec.train.loop import observe_validation
 from gan4rec.tuning import tune, validation_carvings
 
 SPACE = {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
@@ -74,6 +75,35 @@ def test_repeated_validation_averages_carvings_that_are_the_splits_of_the_next_s
         validation_carvings(split, 0)
     with pytest.raises(DataError, match="random validation holdout"):
         Protocol(split="leave-k-out", valid_repeats=2)
+
+
+def test_epoch_based_trials_are_pruned_by_their_validation_curve(split: Split) -> None:
+    # BPR-MF with learning rates from useless (1e-6) to good: the slow ones fall below the median of the
+    # earlier trials at the same epoch and are abandoned; a pruned trial is never the best.
+    space = {"lr": {"type": "float", "low": 1e-6, "high": 0.05, "log": True}}
+    fixed = {"n_factors": 8, "epochs": 6, "eval_every": 2, "batch_size": 512, "device": "cpu"}
+    res = tune("bpr", split, n_trials=12, search_space=space, fixed_params=fixed, seed=0)
+    states = [t["state"] for t in res.trials]
+    assert "PRUNED" in states and states.count("COMPLETE") >= 5
+    best = max((t for t in res.trials if t["state"] == "COMPLETE"), key=lambda t: t["value"])
+    assert res.best_params["lr"] == best["params"]["lr"] and res.best_value == best["value"]
+    # Same study without pruning: every trial completes, and the pruned trials' params were sampled alike
+    # up to the first pruning (TPE then sees different histories).
+    plain = tune("bpr", split, n_trials=6, search_space=space, fixed_params=fixed, seed=0, prune=False)
+    assert {t["state"] for t in plain.trials} == {"COMPLETE"}
+    assert [t["params"] for t in plain.trials[:5]] == [t["params"] for t in res.trials[:5]]
+
+
+def test_validation_observer_sees_only_its_own_loop(split: Split) -> None:
+    seen: list[tuple[int, float]] = []
+    model = create("bpr", {"n_factors": 4, "epochs": 4, "eval_every": 2, "device": "cpu"}, random_state=0)
+    other = create("bpr", {"n_factors": 4, "epochs": 4, "eval_every": 2, "device": "cpu"}, random_state=0)
+    with observe_validation(model, lambda e, v: seen.append((e, v))):
+        other.fit(split.train, split.valid)
+        assert seen == []
+        model.fit(split.train, split.valid)
+    assert [e for e, _ in seen] == [2, 4]
+    assert [v for _, v in seen] == [row["valid_NDCG@20"] for row in model.history_ if "valid_NDCG@20" in row]
 
 
 def test_tune_rejects_splits_without_validation_and_bad_args(split: Split) -> None:

@@ -292,7 +292,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     split, data_info = load_split(spec, protocol)
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
                  fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
-                 valid_repeats=protocol.valid_repeats)
+                 valid_repeats=protocol.valid_repeats, prune=not args.no_prune)
     print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f} "
           f"after {len(tuned.trials)} trials ({tuned.seconds:.1f} s)")
     print(f"best params: {json.dumps(tuned.best_params, default=_json_default)}")
@@ -628,6 +628,8 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--metric", default=None, help="validation metric to maximise (default NDCG@20)")
     tu.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
     tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
+    tu.add_argument("--no-prune", action="store_true",
+                    help="never abandon a trial early (default: median pruning of epoch-based models)")
     tu.add_argument("--seeds", type=int, default=1, help="refit + test the best params with seeds 0..N-1")
     tu.add_argument("--refit", choices=["full", "none"], default=None)
     tu.add_argument("--json", metavar="FILE")

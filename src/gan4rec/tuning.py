@@ -11,6 +11,7 @@ it up to ``n_trials`` in total) and time-boxed (``timeout`` seconds).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import Split, carve_validation
 from gan4rec.errors import DataError
 from gan4rec.models import MODELS, create
+from gan4rec.train.loop import observe_validation
 
 __all__ = ["TuneResult", "suggest", "tune", "validation_carvings"]
 
@@ -117,6 +119,7 @@ def tune(
     seed: int = 0,
     device: str | None = None,
     valid_repeats: int = 1,
+    prune: bool = True,
 ) -> TuneResult:
     """Tune ``model_name`` on ``split.valid`` (never on test).
 
@@ -145,6 +148,11 @@ def tune(
         makes the choice noisy where neighbouring settings differ by less than the validation noise (e.g.
         PureSVD's factor count); more carvings cost that many fits per trial. Epoch counts and other
         ``refit_params`` come from the first carving, which is also the run's own validation split.
+    prune
+        Abandon trials of the epoch-based models (those trained by :func:`gan4rec.train.loop.fit_loop`)
+        whose validation metric, at one of their validations on the first carving, is below the median of
+        the earlier trials at the same epoch (Optuna's ``MedianPruner``, after 5 complete trials). Pruned
+        trials are recorded with state ``PRUNED`` and never chosen. Other models are never pruned.
     """
     import optuna
 
@@ -175,8 +183,16 @@ def tune(
         fit_s, values, metrics = 0.0, [], []
         for i, (train, valid) in enumerate(carvings):
             model = create(model_name, params, random_state=seed, device=device)
+
+            def report(epoch: int, value: float) -> None:
+                trial.report(value, epoch)
+                if trial.should_prune():
+                    log.info("trial %d pruned at epoch %d (%s = %.4f)", trial.number, epoch, metric, value)
+                    raise optuna.TrialPruned()
+
             t0 = time.perf_counter()
-            model.fit(train, valid, metric=metric)
+            with observe_validation(model, report) if prune and i == 0 else contextlib.nullcontext():
+                model.fit(train, valid, metric=metric)
             fit_s += time.perf_counter() - t0
             res = evaluate(model.score, train, valid, ks=ks, device=device)
             values.append(float(res.metrics[metric]))
@@ -202,6 +218,7 @@ def tune(
     study = optuna.create_study(
         study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5) if prune else optuna.pruners.NopPruner(),
     )
     if not space:
         # Nothing to search: one trial gives the validation score; more would repeat it.

@@ -24,10 +24,11 @@ on resume every rank loads the same checkpoint. At the end the ranks check that 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -50,9 +51,38 @@ from gan4rec.train.checkpoint import (
     unpack_training_state,
 )
 
-__all__ = ["FitResult", "Trainable", "fit_loop", "parse_metric", "resolve_device", "torch_threads"]
+__all__ = [
+    "FitResult",
+    "Trainable",
+    "fit_loop",
+    "observe_validation",
+    "parse_metric",
+    "resolve_device",
+    "torch_threads",
+]
 
 logger = logging.getLogger(__name__)
+
+#: (the trainable whose validations are observed, callback(epoch, value)); see :func:`observe_validation`.
+_OBSERVER: contextvars.ContextVar[tuple[object, Callable[[int, float], None]] | None] = contextvars.ContextVar(
+    "gan4rec_validation_observer", default=None
+)
+
+
+@contextlib.contextmanager
+def observe_validation(trainable: object, callback: Callable[[int, float], None]) -> Iterator[None]:
+    """Call ``callback(epoch, value)`` after each validation of ``trainable``'s :func:`fit_loop` in this block.
+
+    This is how tuning prunes bad trials early (:func:`gan4rec.tuning.tune`): the callback reports the
+    value to Optuna and raises ``optuna.TrialPruned`` to abandon the fit, which propagates out of ``fit``.
+    Only the loop whose ``trainable`` is the given object is observed, not loops nested inside it (e.g.
+    IRGAN's BPR-MF pre-training). Every rank calls the callback with the same, broadcast, value.
+    """
+    token = _OBSERVER.set((trainable, callback))
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
 
 
 @runtime_checkable
@@ -392,6 +422,9 @@ def fit_loop(
                     state.bad_evals += 1
                     if stop:
                         state.stopped = True
+                observer = _OBSERVER.get()
+                if observer is not None and observer[0] is trainable:
+                    observer[1](epoch, value)
             row["seconds"] = time.perf_counter() - t0
             state.history.append(row)
             if main:
