@@ -21,7 +21,7 @@ from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError
 from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.models import create
-from gan4rec.models.gan.cfgan import CFGAN, _Adam, _sample_subsets_np
+from gan4rec.models.gan.cfgan import CFGAN, _Adam, _Helper, _sample_subsets_np
 from gan4rec.train.checkpoint import CheckpointStore
 from gan4rec.train.seeding import make_rngs, seeded_init
 
@@ -206,6 +206,50 @@ def test_same_seed_is_bit_identical_and_another_seed_is_not() -> None:
     assert _no_seconds(a.history_) == _no_seconds(b.history_)
     assert not _same(_weights(a), _weights(c))
     assert not np.array_equal(a.recommend(users, 10)[0], c.recommend(users, 10)[0])
+
+
+@pytest.mark.parametrize("params", VARIANTS, ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()))
+def test_two_threads_run_on_the_helper_and_give_the_bits_of_one(
+    params: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two torch threads the epoch splits each step over a helper thread: same kernels, same bits."""
+    train, _ = _data()
+    one = CFGAN(**{**TINY, **params, "epochs": 2, "random_state": 0, "n_threads": 1}).fit(train)
+    used: list[bool] = []
+    use_helper = CFGAN._use_helper
+
+    def spy(self: CFGAN, threads: int) -> bool:
+        used.append(use_helper(self, threads))
+        return used[-1]
+
+    monkeypatch.setattr(CFGAN, "_use_helper", spy)
+    two = CFGAN(**{**TINY, **params, "epochs": 2, "random_state": 0, "n_threads": 2}).fit(train)
+    assert used == [True, True]
+    assert _same(_weights(one), _weights(two))
+    assert _no_seconds(one.history_) == _no_seconds(two.history_)
+    assert torch.get_num_threads() >= 1 and two._helper.threaded is False  # put back after each epoch
+
+
+def test_the_helper_runs_calls_in_order_and_hands_errors_to_wait() -> None:
+    helper = _Helper(threaded=True)
+    seen: list[int] = []
+    for i in range(50):
+        helper.submit(seen.append, i)
+    helper.wait()
+    assert seen == list(range(50))
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    helper.submit(fail)
+    helper.submit(seen.append, 50)  # later calls still run
+    with pytest.raises(ValueError, match="boom"):
+        helper.wait()
+    helper.close()
+    assert seen[-1] == 50 and not helper.threaded
+    inline = _Helper(threaded=False)
+    inline.submit(seen.append, 51)  # runs at once
+    assert seen[-1] == 51
 
 
 # ------------------------------------------------------------------------------------------- resume
