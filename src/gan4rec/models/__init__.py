@@ -20,6 +20,7 @@ from gan4rec.models.baselines.rp3beta import RP3beta
 from gan4rec.models.baselines.slim import SLIM
 from gan4rec.models.baselines.svd import PureSVD
 from gan4rec.models.gan.cfgan import CFGAN
+from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
@@ -37,6 +38,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ials": IALS,
     "cfgan": CFGAN,
     "irgan": IRGAN,
+    "easegan": EASEGAN,
 }
 
 
