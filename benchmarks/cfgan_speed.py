@@ -20,9 +20,15 @@ execute (matrix products ``2 m n k``; the sparse first layers as one add per gat
 elementwise work and Adam not counted) and the achieved GFLOP/s next to the rate of a large dense
 ``torch.mm`` measured in the same process with the same threads.
 
+On a GPU, ``--device cuda`` trains there (``--precision bf16`` runs the training products in bfloat16;
+give ``--precision`` twice to time both on the same data); the ceiling is then a large product on the
+GPU in the run's precision (``8192^3``, TF32 off as in training), and the runs are timed after a
+``torch.cuda.synchronize()``.
+
 Usage::
 
     python benchmarks/cfgan_speed.py                  # 1 torch thread, all three runs
+    python benchmarks/cfgan_speed.py --device cuda --precision fp32 --precision bf16 --only ml-20m --ml20m-rows 1
     python benchmarks/cfgan_speed.py --threads 2      # both cores (on an otherwise idle machine)
     python benchmarks/cfgan_speed.py --only paper --repeats 3 --json benchmarks/results/cfgan-speed.json
 
@@ -69,15 +75,26 @@ def _load() -> str:
         return "n/a"
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best rate of a dense float32 ``n x n`` product with the current torch threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu", precision: str = "fp32") -> float:
+    """Best rate of a dense ``n x n`` product (float32 or bfloat16) with the current torch threads."""
+    dtype = _DTYPES[precision]
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
     torch.mm(a, b, out=out)
+    _sync(device)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         torch.mm(a, b, out=out)
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -131,8 +148,10 @@ def _steps(model: Any, n_train_rows: int) -> int:
 
 def run_one(label: str, model: Any, train: Any, *, epochs: int, ceiling: float, note: str) -> dict[str, Any]:
     load_before = _load()
+    _sync(model.device)
     t = time.perf_counter()
     model.fit(train)
+    _sync(model.device)
     wall = time.perf_counter() - t
     n_rows, n_cols = model._dims(train.n_users, train.n_items)
     degree = np.diff(model._row_csr(train)[0])
@@ -144,6 +163,8 @@ def run_one(label: str, model: Any, train: Any, *, epochs: int, ceiling: float, 
     steps = epochs * _steps(model, n_train_rows)
     row = {
         "run": label,
+        "device": model.device,
+        "precision": model.precision,
         "note": note,
         "rows": n_rows,
         "cols": n_cols,
@@ -163,7 +184,7 @@ def run_one(label: str, model: Any, train: Any, *, epochs: int, ceiling: float, 
     return row
 
 
-def _paper(args: argparse.Namespace, ceiling: float) -> list[dict[str, Any]]:
+def _paper(args: argparse.Namespace, ceilings: dict[str, float]) -> list[dict[str, Any]]:
     from gan4rec.data.io import read_uir_pair
     from gan4rec.evaluation.evaluator import evaluate
     from gan4rec.experiment import load_config
@@ -175,16 +196,16 @@ def _paper(args: argparse.Namespace, ceiling: float) -> list[dict[str, Any]]:
         return []
     train, test = read_uir_pair(train_path, test_path, format="uir")
     params = dict(load_config(PAPER_CONFIG)["params"])
-    params.update({"n_threads": args.threads, "device": "cpu"})
+    params.update({"n_threads": args.threads, "device": args.device})
     rows = []
-    for r in range(args.repeats):
-        model = create("cfgan", params, random_state=r)
+    for precision, r in itertools.product(args.precision, range(args.repeats)):
+        model = create("cfgan", {**params, "precision": precision}, random_state=r)
         row = run_one(
             "paper",
             model,
             train,
             epochs=int(params["epochs"]),
-            ceiling=ceiling,
+            ceiling=ceilings[precision],
             note="configs/cfgan-ml100k-paper.toml, ML-100K CFGAN split",
         )
         row["test_ndcg20"] = round(float(evaluate(model.score, train, test, ks=(20,)).metrics["NDCG@20"]), 4)
@@ -194,7 +215,7 @@ def _paper(args: argparse.Namespace, ceiling: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _synthetic(args: argparse.Namespace, ceiling: float, size: str) -> list[dict[str, Any]]:
+def _synthetic(args: argparse.Namespace, ceilings: dict[str, float], size: str) -> list[dict[str, Any]]:
     from gan4rec.data.synthetic import SYNTHETIC_SIZES, make_synthetic
     from gan4rec.experiment import load_config
     from gan4rec.models import create
@@ -203,7 +224,7 @@ def _synthetic(args: argparse.Namespace, ceiling: float, size: str) -> list[dict
     t = time.perf_counter()
     data = make_synthetic(n_users, n_items, n_inter, random_state=0)
     params = dict(load_config(PAPER_CONFIG)["params"])
-    params.update({"n_threads": args.threads, "device": "cpu", "epochs": 1})
+    params.update({"n_threads": args.threads, "device": args.device, "epochs": 1})
     note = "paper configuration, item-based"
     if size == "ml-20m":
         share = float(args.ml20m_rows)
@@ -238,15 +259,18 @@ def _synthetic(args: argparse.Namespace, ceiling: float, size: str) -> list[dict
         f"{size}: {data.n_users} x {data.n_items}, {data.nnz} interactions "
         f"(made in {time.perf_counter() - t:.1f} s)"
     )
-    row = run_one(size, create("cfgan", params, random_state=0), data, epochs=1, ceiling=ceiling, note=note)
-    _print_row(row)
-    return [row]
+    rows = []
+    for precision in args.precision:
+        model = create("cfgan", {**params, "precision": precision}, random_state=0)
+        rows.append(run_one(size, model, data, epochs=1, ceiling=ceilings[precision], note=note))
+        _print_row(rows[-1])
+    return rows
 
 
 def _print_row(row: dict[str, Any]) -> None:
     extra = f", test NDCG@20 {row['test_ndcg20']}" if "test_ndcg20" in row else ""
     print(
-        f"  {row['run']}: {row['wall_s']:.1f} s, {row['steps']} steps, {row['ms_per_step']:.3f} ms/step, "
+        f"  {row['run']} ({row['device']}, {row['precision']}): {row['wall_s']:.1f} s, {row['steps']} steps, {row['ms_per_step']:.3f} ms/step, "
         f"{row['gflops']:.1f} GFLOP/s = {row['ratio']:.0%} of {row['ceiling_gflops']:.0f}; "
         f"load {row['load_before']} -> {row['load_after']}{extra}"
     )
@@ -260,32 +284,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="paper runs (seeds 0..N-1); report the best")
     p.add_argument("--only", choices=["paper", "ml-1m", "ml-20m"], action="append", help="run only these")
     p.add_argument("--ml20m-rows", type=float, default=0.05, help="share of users in the ML-20M-size epoch")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where CFGAN trains (default cpu)")
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16"], action="append", help="training precision (repeatable; fp32)"
+    )
     p.add_argument("--json", help="write the rows as JSON")
     args = p.parse_args(argv)
+    args.precision = list(dict.fromkeys(args.precision or ["fp32"]))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.device == "cpu" and "bf16" in args.precision:
+        print("error: --precision bf16 runs on --device cuda only (CFGAN refuses bf16 on the CPU)", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
-    ceiling = matmul_gflops()
-    small = _small_gemm_gflops()
+    n_ceiling = 8192 if args.device == "cuda" else 2048
+    ceilings = {pr: matmul_gflops(n_ceiling, device=args.device, precision=pr) for pr in args.precision}
+    small = _small_gemm_gflops(device=args.device)
+    gpu = torch.cuda.get_device_name() if args.device == "cuda" else None
     print(
         f"machine: {_cpu_model()}; {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s); numpy {np.__version__}; load {_load()}"
+        + (f"; GPU {gpu}" if gpu else "")
     )
     print(
-        f"torch.mm ceiling: {ceiling:.1f} GFLOP/s (2048^3); a G-step-sized product (32x400x943): "
-        f"{small:.1f} GFLOP/s"
+        f"torch.mm ceiling on {args.device}: "
+        + ", ".join(f"{pr} {g:.1f} GFLOP/s" for pr, g in ceilings.items())
+        + f" ({n_ceiling}^3); a G-step-sized fp32 product (32x400x943): {small:.1f} GFLOP/s"
     )
     only = set(args.only or ["paper", "ml-1m", "ml-20m"])
     rows: list[dict[str, Any]] = []
     if "paper" in only:
-        rows += _paper(args, ceiling)
+        rows += _paper(args, ceilings)
     for size in ("ml-1m", "ml-20m"):
         if size in only:
-            rows += _synthetic(args, ceiling, size)
+            rows += _synthetic(args, ceilings, size)
     print()
-    print("| run | setting | rows x cols | steps | wall s | ms/step | GFLOP | GFLOP/s | mm GFLOP/s | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| run | device | precision | setting | rows x cols | steps | wall s | ms/step | GFLOP | GFLOP/s "
+        "| mm GFLOP/s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['run']} | {r['note']} | {r['rows']} x {r['cols']} | {r['steps']} | {r['wall_s']:.1f} | "
+            f"| {r['run']} | {r['device']} | {r['precision']} | {r['note']} | {r['rows']} x {r['cols']} | "
+            f"{r['steps']} | {r['wall_s']:.1f} | "
             f"{r['ms_per_step']:.3f} | {r['gflop']:.0f} | {r['gflops']:.1f} | {r['ceiling_gflops']:.0f} | "
             f"{r['ratio']:.0%} |"
         )
@@ -300,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_threads": args.threads,
                 "torch": torch.__version__,
                 "numpy": np.__version__,
+                "gpu": gpu,
             },
-            "matmul_gflops": round(ceiling, 1),
+            "device": args.device,
+            "matmul_gflops": {pr: round(g, 1) for pr, g in ceilings.items()},
             "small_gemm_gflops": round(small, 1),
             "runs": rows,
         }
@@ -310,13 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _small_gemm_gflops(repeats: int = 200) -> float:
-    a, b, out = torch.randn(32, 400), torch.randn(400, 943), torch.empty(32, 943)
+def _small_gemm_gflops(repeats: int = 200, device: str = "cpu") -> float:
+    a, b = torch.randn(32, 400, device=device), torch.randn(400, 943, device=device)
+    out = torch.empty(32, 943, device=device)
     for _ in range(10):
         torch.mm(a, b, out=out)
+    _sync(device)
     t = time.perf_counter()
     for _ in range(repeats):
         torch.mm(a, b, out=out)
+    _sync(device)
     return 2 * 32 * 400 * 943 * repeats / (time.perf_counter() - t) / 1e9
 
 

@@ -100,14 +100,20 @@ VARIANTS = [
 
 
 # ------------------------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("rows", ["all", "shard"])
 @pytest.mark.parametrize("params", VARIANTS, ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()))
-def test_hand_written_gradients_equal_autograd_of_the_documented_losses(params: dict, float64: None) -> None:
+def test_hand_written_gradients_equal_autograd_of_the_documented_losses(
+    params: dict, rows: str, float64: None
+) -> None:
+    """Also on a pass over every other row, as one rank of two visits (its by-column layout then holds
+    only the visited rows' entries)."""
     train, _ = _data()
     model = _training_state(params, train)
     gen, dis = model.modules_["generator"], model.modules_["discriminator"]
     n_rows = model._n_rows
+    order = np.random.default_rng(3).permutation(model._train_rows)
     p = model._make_pass(
-        np.random.default_rng(3).permutation(model._train_rows), model._indptr, model._indices, 10, grads=True
+        order if rows == "all" else order[1::2], model._indptr, model._indices, 10, grads=True
     )
     batch = p.batch(10, 20)
     assert model._observed is not None
@@ -228,6 +234,27 @@ def test_two_threads_run_on_the_helper_and_give_the_bits_of_one(
     assert _same(_weights(one), _weights(two))
     assert _no_seconds(one.history_) == _no_seconds(two.history_)
     assert torch.get_num_threads() >= 1 and two._helper.threaded is False  # put back after each epoch
+
+
+class _SyncCFGAN(CFGAN):
+    """Takes the distributed step path in one process: gradients returned, all-reduced (a no-op here), then
+    one Adam step over all of them."""
+
+    def _prepare(self, train: Interactions) -> None:
+        super()._prepare(train)
+        self._sync = True
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("params", VARIANTS[1:3], ids=["item", "user-cls-noise"])
+def test_the_distributed_step_path_gives_the_bits_of_the_fused_one(params: dict, n_threads: int) -> None:
+    """Under torchrun each step returns its gradients for the all-reduce and then updates all parameters
+    in one Adam step; in one process that path gives the same bits as the usual split update."""
+    train, _ = _data()
+    kw = {**TINY, **params, "epochs": 2, "random_state": 0, "n_threads": n_threads}
+    usual, synced = CFGAN(**kw).fit(train), _SyncCFGAN(**kw).fit(train)
+    assert _same(_weights(usual), _weights(synced))
+    assert _no_seconds(usual.history_) == _no_seconds(synced.history_)
 
 
 def test_the_helper_runs_calls_in_order_and_hands_errors_to_wait() -> None:
@@ -440,6 +467,8 @@ def test_adam_is_torch_fused_adam_and_round_trips_its_state() -> None:
         ({"noise": "gaussian"}, r"^noise='gaussian'; expected one of"),
         ({"class_condition": "yes"}, r"^class_condition='yes'; expected True or False$"),
         ({"resample": "step"}, r"^resample='step'; expected one of"),
+        ({"precision": "fp16"}, r"^precision='fp16'; expected one of 'fp32', 'bf16'$"),
+        ({"precision": "bf16"}, r"^precision='bf16' runs on cuda only \(device is cpu\); use precision='fp32' here$"),
         ({"g_steps": 0, "d_steps": 0}, r"^g_steps=0 and d_steps=0; expected at least one pass per epoch$"),
     ],
 )
@@ -448,6 +477,57 @@ def test_bad_params_raise_one_sentence_data_errors(params: dict, match: str) -> 
     with pytest.raises(DataError, match=match) as info:
         CFGAN(**{**TINY, "epochs": 1, **params}).fit(train)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------- bf16
+class _CpuBF16(CFGAN):
+    """CFGAN with bf16 allowed on the CPU, to exercise the cast products where no GPU is present."""
+
+    bf16_devices = ("cuda", "cpu")
+
+
+@pytest.mark.parametrize("params", VARIANTS, ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()))
+def test_bf16_steps_keep_fp32_state_and_stay_close_to_fp32_gradients(params: dict) -> None:
+    """bf16 products (operands rounded to 8 bits of mantissa) change each gradient by about 1%; weights,
+    gradients and Adam's moments stay fp32; scores are fp32 products."""
+    train, _ = _data()
+    model = _training_state(params, train)
+    p = model._make_pass(model._train_rows, model._indptr, model._indices, 16, grads=True)
+    batch = p.batch(0, 16)
+    assert model._observed_f is not None
+    keep = model._observed_f.index_select(0, batch.rows)
+    z = model._noise(len(batch))
+    grads = {}
+    for low in (False, True):
+        model._low = low
+        with torch.no_grad():
+            g = [t.clone() for t in model._g_grads(batch, keep, None, z, torch.zeros(16), torch.zeros(()))]
+            fake = model._g_forward(batch, z)[-1].mul_(keep)
+            d = [t.clone() for t in model._d_grads(batch, fake, torch.zeros(32))]
+        grads[low] = g + d
+    model._low = False
+    for lo, hi in zip(grads[True], grads[False], strict=True):
+        assert lo.dtype == torch.float32
+        assert float((lo - hi).norm()) <= 0.05 * float(hi.norm()) + 1e-6
+    assert any(not torch.equal(lo, hi) for lo, hi in zip(grads[True], grads[False], strict=True))
+
+    fitted = _CpuBF16(**{**TINY, **params, "precision": "bf16", "epochs": 2, "random_state": 0}).fit(train)
+    reference = CFGAN(**{**TINY, **params, "epochs": 2, "random_state": 0}).fit(train)
+    assert all(v.dtype == torch.float32 for v in _weights(fitted).values())
+    assert not _same(_weights(fitted), _weights(reference))
+    assert all(np.isfinite(v) for row in fitted.history_ for v in row.values())
+    assert fitted._low is False and fitted.score(np.arange(3)).dtype == np.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_trains_on_cuda(precision: str) -> None:
+    train, valid = _data()
+    kw = {**TINY, "device": "cuda", "precision": precision, "epochs": 3, "eval_every": 1, "patience": None}
+    model = CFGAN(**kw, random_state=0).fit(train, valid)
+    assert model.device_.type == "cuda" and all(v.is_cuda for v in _weights(model).values())
+    assert all(np.isfinite(row["g_loss"]) and np.isfinite(row["d_loss"]) for row in model.history_)
+    assert np.isfinite(model.score(np.arange(5))).all()
 
 
 # ------------------------------------------------------------------------------------------- accuracy

@@ -35,9 +35,14 @@ MULTVAE = {"hidden": 64, "latent": 16, "epochs": 15, "batch_size": 50, "total_an
 IRGAN = {"n_factors": 16, "epochs": 3, "pretrain_epochs": 8, "pretrain_lr": 0.01, "pretrain_l2": 1e-4,
          "pretrain_batch_size": 256, "d_batch_size": 512, "g_batch_users": 32, "baseline": "ema",
          "exclude_seen": True}
+# Item mode (the paper's): 800 item rows, 2 x 13 D steps and 4 x 25 G steps per epoch on each rank. All 20
+# epochs are run (patience > validations), validating every 2.
+CFGAN = {"g_hidden": 128, "d_hidden": 64, "g_lr": 1e-3, "d_lr": 1e-3, "g_batch_size": 32, "d_batch_size": 64,
+         "epochs": 20, "eval_every": 2, "patience": 20}
 #: Per-rank batch-size parameters: a single process runs with WORLD times these (the same effective batch).
 BATCH_KEYS = {"bpr": ["batch_size"], "multvae": ["batch_size"],
-              "irgan": ["pretrain_batch_size", "d_batch_size", "g_batch_users"]}
+              "irgan": ["pretrain_batch_size", "d_batch_size", "g_batch_users"],
+              "cfgan": ["g_batch_size", "d_batch_size"]}
 WORLD = 2
 
 pytestmark = pytest.mark.skipif(
@@ -111,12 +116,14 @@ def test_single_process_helpers_are_identities() -> None:
     assert (a == b).all() and not (a == c).all() and not (a == d).all()
 
 
-def test_distributed_refuses_cfgan_and_runs_outside_torchrun(tmp_path, capsys, monkeypatch) -> None:
+def test_distributed_refuses_unsupported_models_and_runs_outside_torchrun(tmp_path, capsys, monkeypatch) -> None:
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(key, raising=False)
-    assert main(["train", "--model", "cfgan", "--distributed"]) == 2
+    assert main(["train", "--model", "easegan", "--distributed"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "'cfgan' is not yet supported" in err and "bpr, irgan, multvae" in err
+    assert err.count("\n") == 0 and "'easegan' is not yet supported" in err and "bpr, cfgan, irgan, multvae" in err
+    assert main(["train", "--model", "cfgan", "--distributed"]) == 2  # supported: only the launch is missing
+    assert "torchrun --nproc-per-node N -m gan4rec train" in capsys.readouterr().err
     assert main(["train", "--model", "ease", "--distributed"]) == 2
     assert "not trained by gradient steps" in capsys.readouterr().err
     assert main(["train", "--model", "bpr", "--distributed", "--json", str(tmp_path / "r.json")]) == 2
@@ -143,8 +150,12 @@ def test_bpr_two_ranks_converge_and_match_one_process(bpr_2ranks) -> None:
 
 @pytest.mark.slow
 def test_same_world_size_and_seed_reproduce_bit_for_bit(bpr_2ranks, tmp_path) -> None:
-    res, model_dir, _ = bpr_2ranks
-    res2, model_dir2, _ = _train_2ranks(tmp_path, "bpr", BPR, "b")
+    _check_same_run(bpr_2ranks, _train_2ranks(tmp_path, "bpr", BPR, "b"))
+
+
+def _check_same_run(first: tuple[dict, Path, str], second: tuple[dict, Path, str]) -> None:
+    """Two launches gave the same metrics, history (timings aside) and weights, bit for bit."""
+    (res, model_dir, _), (res2, model_dir2, _) = first, second
     assert res2["metrics"] == res["metrics"]
     hist, hist2 = (read_artifact_meta(d)["history"] for d in (model_dir, model_dir2))
     assert hist and [_no_seconds(r) for r in hist2] == [_no_seconds(r) for r in hist]
@@ -166,6 +177,28 @@ def test_multvae_and_irgan_two_ranks_match_one_process(model, params, loss_key, 
     one = _single(model, params)
     print(f"{model} valid NDCG@10: 2 ranks {two:.4f}, 1 process {one:.4f}")
     assert abs(two - one) <= 0.01
+
+
+@pytest.fixture(scope="module")
+def cfgan_2ranks(tmp_path_factory) -> tuple[dict, Path, str]:
+    return _train_2ranks(tmp_path_factory.mktemp("cfgan2"), "cfgan", CFGAN, "a")
+
+
+def test_cfgan_two_ranks_converge_and_match_one_process(cfgan_2ranks) -> None:
+    """CFGAN averages its hand-written gradients itself (no DDP): 2 ranks reach the validation NDCG@10 of
+    one process with the same effective batch, within 0.01."""
+    res, model_dir, stdout = cfgan_2ranks
+    assert stdout.count("wrote ") == 1 and stdout.count("saved model to") == 1
+    _check_converged(model_dir, "zr")
+    two = res["metrics"]["valid"]["NDCG@10"]
+    one = _single("cfgan", CFGAN)
+    print(f"cfgan valid NDCG@10: 2 ranks {two:.6f}, 1 process {one:.6f}")
+    assert abs(two - one) <= 0.01
+
+
+@pytest.mark.slow
+def test_cfgan_same_world_size_and_seed_reproduce_bit_for_bit(cfgan_2ranks, tmp_path) -> None:
+    _check_same_run(cfgan_2ranks, _train_2ranks(tmp_path, "cfgan", CFGAN, "b"))
 
 
 def _rank_pids(launcher: int) -> dict[int, int]:
@@ -278,3 +311,47 @@ def test_helpers_and_rank0_checkpoints_under_torchrun(tmp_path: Path) -> None:
     assert r0["resumed_from"] == r1["resumed_from"] == 2 and r0["resume_same"] and r1["resume_same"]
     # Rank 0's decision to stop, broadcast: both ranks stop at the same epoch, after patience=1.
     assert r0["early"] == r1["early"] and r0["early"][0] and r0["early"][2] == r0["early"][1] + 1 < 40
+
+
+CFGAN_WORKER = r'''
+"""Run under torchrun: CFGAN with noise, per-batch samples and a class condition on an odd number of rows
+(so the last shard is padded), fitted twice with one seed."""
+import json, sys
+from pathlib import Path
+import numpy as np, torch
+from gan4rec.data.split import random_holdout
+from gan4rec.data.synthetic import make_synthetic
+from gan4rec.models import create
+from gan4rec.train import distributed as D
+
+out = Path(sys.argv[1])
+ctx = D.init(device="cpu", timeout_s=60)
+data = make_synthetic(121, 90, 2400, random_state=1)
+sp = random_holdout(data, test_frac=0.2, valid_frac=0.2, random_state=0)
+params = dict(mode="user", g_hidden=16, d_hidden=8, g_lr=1e-2, d_lr=1e-2, g_batch_size=8, d_batch_size=16,
+              epochs=3, eval_every=1, patience=None, noise_dim=4, resample="batch", class_condition=True)
+a, b = (create("cfgan", params, random_state=0, device="cpu").fit(sp.train, sp.valid) for _ in range(2))
+wa, wb = a._state(), b._state()
+(out / f"rank{ctx.rank}.json").write_text(json.dumps({
+    "rows": int((np.diff(sp.train.indptr) > 0).sum()),
+    "same_twice": all(np.array_equal(wa[k], wb[k]) for k in wa),
+    "weights": [float(np.float64(v).sum()) for _, v in sorted(wa.items())],
+    "history": [{k: v for k, v in h.items() if "seconds" not in k} for h in a.history_],
+}))
+D.shutdown()
+'''
+
+
+def test_cfgan_ranks_agree_and_repeat_with_noise_batch_samples_and_padding(tmp_path: Path) -> None:
+    """Per-rank noise and per-batch samples, a padded shard: both ranks end with the same weights and
+    history (the fit's final check would fail otherwise), and a second fit with the seed repeats the bits."""
+    script = tmp_path / "worker.py"
+    script.write_text(CFGAN_WORKER)
+    proc = subprocess.run(_torchrun(str(script), str(tmp_path)), env=_env(), capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert r0["rows"] % WORLD == 1  # 121 rows: each rank visits 61, one of them padded
+    assert r0["same_twice"] and r1["same_twice"]
+    assert r0["weights"] == r1["weights"] and r0["history"] == r1["history"]
+    assert len(r0["history"]) == 3 and all(np.isfinite(h["g_loss"]) for h in r0["history"])

@@ -319,6 +319,8 @@ def test_pretrain_d_copies_g_and_warm_start_loads_bpr(split: Split, tmp_path: Pa
         ({"epochs": -1}, "epochs=-1; expected an int >= 0"),
         ({"exclude_seen": "yes"}, "exclude_seen='yes'; expected true or false"),
         ({"warm_start": "x", "scorer": "mlp"}, "warm_start needs scorer='mf'"),
+        ({"precision": "fp16"}, "precision='fp16'; expected one of 'fp32', 'bf16'"),
+        ({"precision": "bf16"}, r"precision='bf16' runs on cuda only \(device is cpu\); use precision='fp32' here"),
     ],
 )
 def test_bad_params_raise_one_sentence(split: Split, params: dict, match: str) -> None:
@@ -365,6 +367,32 @@ def test_resume_after_sigkill_is_bit_identical(split: Split, tmp_path: Path) -> 
     assert (
         resumed.refit_params() == reference.refit_params() and resumed.start_valid_ == reference.start_valid_
     )
+
+
+class _CpuBF16(IRGAN):
+    """IRGAN with bf16 allowed on the CPU (CPU autocast), to exercise that path where no GPU is present."""
+
+    bf16_devices = ("cuda", "cpu")
+
+
+@pytest.mark.parametrize("scorer", ["mf", "mlp"])
+def test_bf16_rounds_train_with_fp32_state_close_to_fp32(split: Split, scorer: str) -> None:
+    """Under bf16 autocast the rounds train (same pre-trained start, different bits, similar losses);
+    weights stay fp32, and scoring is fp32."""
+    kw = {**FAST, "scorer": scorer, "epochs": 2}
+    low, ref = _CpuBF16(**kw, precision="bf16").fit(split.train), IRGAN(**kw).fit(split.train)
+    assert all(v.dtype == torch.float32 for v in _weights(low).values())
+    assert not _same(_weights(low), _weights(ref))
+    for a, b in zip(low.history_, ref.history_, strict=True):
+        assert np.isfinite(a["d_loss"]) and abs(a["d_loss"] - b["d_loss"]) <= 0.05 * abs(b["d_loss"])
+    assert low.score(np.arange(3)).dtype == np.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_bf16_runs_on_cuda(split: Split) -> None:
+    model = IRGAN(**{**FAST, "device": "cuda", "epochs": 2, "precision": "bf16"}).fit(split.train, split.valid)
+    assert model.modules_["generator"].user.weight.dtype == torch.float32
+    assert all(np.isfinite(row["d_loss"]) for row in model.history_)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")

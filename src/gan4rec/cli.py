@@ -189,8 +189,6 @@ def _start_distributed(args: argparse.Namespace, model_name: str) -> Any:
     if cls is not None and not getattr(cls, "supports_distributed", False):
         if not issubclass(cls, TorchRecommender):
             what = "is not trained by gradient steps, so there is nothing to train data-parallel"
-        elif model_name == "cfgan":
-            what = "is not yet supported (its hand-written backward bypasses DDP's gradient hooks)"
         else:
             what = "is not yet supported"
         raise _UsageError(f"--distributed: model {model_name!r} {what}; supported: {', '.join(supported)}")
@@ -613,7 +611,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--distributed", action="store_true",
                    help="train data-parallel (DDP) as one rank of a torchrun launch: gloo on cpu, NCCL on cuda; "
-                        "bpr, multvae, irgan (see docs/distributed.md)")
+                        "bpr, multvae, irgan, cfgan (see docs/distributed.md)")
     t.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="with --distributed: how long a rank waits for the others, e.g. while rank 0 "
                         "validates (default 600)")

@@ -70,6 +70,18 @@ caches the last hidden layer of all item rows (``R x hidden``) and multiplies it
 of the users asked for, so no users x items matrix is ever built. The same code runs on CUDA (the
 per-epoch draw then sorts on the device); runs are bit-reproducible on the CPU.
 
+Distributed (``torchrun ... --distributed``, docs/distributed.md). There is no DDP (no autograd): every
+pass's row order is drawn from the generator all ranks share and each rank visits its shard
+(:func:`~gan4rec.train.distributed.shard`), so step ``b`` of all ranks together is step ``b`` of one
+process with ``world`` times the batch sizes. The per-epoch PM/ZR samples are drawn for all rows from the
+shared generators too (every rank holds the same ones), while noise and per-batch samples
+(``resample="batch"``) come from the rank's own. After each hand-written backward pass the player's
+gradients are averaged over the ranks in one all-reduce, then Adam steps; the weights and Adam's moments
+stay equal on all ranks, and nothing else is carried across steps. ``G(c) * k`` and D's condition term of
+all rows are still computed once per epoch on every rank (G and D are the same everywhere; a rank reads
+only its rows). Precision (``precision="bf16"``, CUDA only): the training steps' matrix products take
+bfloat16 operands; weights, gradients, Adam state, sums and nonlinearities stay fp32 (:func:`_mm`).
+
 Variants studied after the paper (Pérez Maurera et al., ECIR 2022): ``noise_dim`` random inputs
 (``noise="normal"``: N(0, 1), ``"uniform"``: U(0, 1); fresh for every forward pass in training, their mean
 at scoring time) appended to G's input, and ``class_condition`` (a one-hot of the row id appended to both
@@ -97,6 +109,8 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
+from gan4rec.train import distributed
+from gan4rec.train.loop import resolve_device
 
 __all__ = ["CFGAN"]
 
@@ -108,6 +122,7 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 G_LOSSES = ("nonsaturating", "minimax")
 NOISES = ("normal", "uniform")
 RESAMPLES = ("epoch", "batch")
+PRECISIONS = ("fp32", "bf16")
 
 # k = floor(ratio * n) must agree with the original's int(n * percent / 100) when ratio * n lands a hair
 # below an integer (0.7 * 900 = 629.99...).
@@ -161,6 +176,34 @@ def _activate_backward(grad: torch.Tensor, out: torch.Tensor, name: str) -> torc
     if name == "relu":
         return torch.ops.aten.threshold_backward(grad, out, 0.0)
     return grad
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, low: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` (into ``out``); with ``low``, the product of bfloat16 copies of ``a`` and ``b``, in fp32.
+
+    Without ``low`` exactly the call the fp32 code makes, so fp32 results keep their bits.
+    """
+    if low:
+        prod = torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16))
+        return prod.float() if out is None else out.copy_(prod)
+    return torch.mm(a, b) if out is None else torch.mm(a, b, out=out)
+
+
+def _addmm(
+    bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, low: bool, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``bias + a @ b`` (into ``out``), the product in bfloat16 with ``low`` (see :func:`_mm`)."""
+    if low:
+        prod = torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16))
+        return torch.add(bias, prod) if out is None else torch.add(bias, prod, out=out)
+    return torch.addmm(bias, a, b) if out is None else torch.addmm(bias, a, b, out=out)
+
+
+def _addmm_(t: torch.Tensor, a: torch.Tensor, b: torch.Tensor, low: bool) -> torch.Tensor:
+    """``t += a @ b`` in place, the product in bfloat16 with ``low`` (see :func:`_mm`)."""
+    if low:
+        return t.add_(torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16)))
+    return t.addmm_(a, b)
 
 
 class _Adam:
@@ -524,10 +567,22 @@ class CFGAN(TorchRecommender):
         (``None``: run all epochs). The best validated epoch's weights are kept.
     device, random_state, n_threads
         As in :class:`~gan4rec.models.baselines.bpr.BPR`.
+    precision
+        ``"fp32"`` or ``"bf16"`` (CUDA only): the training steps' matrix products take bfloat16 copies
+        of their operands (the products accumulate in fp32 inside the GEMM and are rounded to bf16),
+        while the weights, the gradients, Adam's moments and every sum and nonlinearity stay in fp32.
+        Scoring and validation always run in fp32.
     """
 
     name = "cfgan"
     adversarial = True
+    #: Data-parallel under torchrun without DDP: the hand-written gradients are averaged over the ranks
+    #: with ``distributed.all_reduce_mean_`` before each Adam step (see :meth:`_run_epoch`).
+    supports_distributed = True
+    uses_ddp = False
+    #: Devices where ``precision="bf16"`` is allowed. On the CPU bf16 products are slower than fp32 ones
+    #: on most processors, so it is refused there; the tests widen this to run the bf16 path on the CPU.
+    bf16_devices: ClassVar[tuple[str, ...]] = ("cuda",)
     #: Largest dense ``R x C`` float32 array kept in memory (per-epoch masks, cached fake vectors).
     dense_limit_bytes: ClassVar[int] = 512 << 20
     #: Rows pushed through G at once when caching all rows' outputs or hidden layers.
@@ -540,6 +595,10 @@ class CFGAN(TorchRecommender):
     helper_first_share: ClassVar[float] = 0.25
     _helper: _Helper = _INLINE
     _d_x_t: torch.Tensor | None = None
+    #: Whether the running epoch computes its matrix products in bfloat16 (``precision="bf16"``).
+    _low: bool = False
+    #: Whether the running fit averages its gradients over ranks (a process group of 2+ ranks).
+    _sync: bool = False
     search_space: ClassVar[SearchSpace] = {
         "mode": {"type": "categorical", "choices": ["user", "item"]},
         "scheme": {"type": "categorical", "choices": ["zr", "pm", "zp"]},
@@ -585,6 +644,7 @@ class CFGAN(TorchRecommender):
         device: str | None = None,
         random_state: int | np.random.Generator | None = None,
         n_threads: int | None = 1,
+        precision: str = "fp32",
     ) -> None:
         self.mode = mode
         self.scheme = scheme
@@ -614,6 +674,7 @@ class CFGAN(TorchRecommender):
         self.device = device
         self.random_state = random_state
         self.n_threads = n_threads
+        self.precision = precision
 
     # ------------------------------------------------------------------ params
     @staticmethod
@@ -640,6 +701,14 @@ class CFGAN(TorchRecommender):
         self._choice(self.g_loss, "g_loss", G_LOSSES)
         self._choice(self.noise, "noise", NOISES)
         self._choice(self.resample, "resample", RESAMPLES)
+        self._choice(self.precision, "precision", PRECISIONS)
+        if self.precision == "bf16":
+            dev = resolve_device(self.device).type
+            if dev not in self.bf16_devices:
+                raise DataError(
+                    f"precision='bf16' runs on {' or '.join(self.bf16_devices)} only (device is {dev}); "
+                    "use precision='fp32' here"
+                )
         check_float(self.zr_ratio, "zr_ratio", high=1.0)
         check_float(self.pm_ratio, "pm_ratio", high=1.0)
         check_float(self.alpha, "alpha")
@@ -750,15 +819,19 @@ class CFGAN(TorchRecommender):
         if not grads:
             return p
         # By column: the matrix's entries in (column, row) order, stably regrouped by batch.
-        rank = np.empty(self._n_rows, dtype=np.int64)
+        rank = np.full(self._n_rows, -1, dtype=np.int64)
         rank[order] = np.arange(len(order), dtype=np.int64)
         r = rank[self._csc_rows]  # (nnz,) visiting position of each entry's row
+        csc_cols = self._csc_cols
+        if int(starts[-1]) < len(r):  # a rank's shard: keep the entries of the rows it visits
+            visited = r >= 0
+            r, csc_cols = r[visited], csc_cols[visited]
         n_batches = -(-len(order) // batch_size)
         bid = r // batch_size
         perm = np.argsort(
             bid.astype(np.uint16 if n_batches <= np.iinfo(np.uint16).max else np.int64), kind="stable"
         )
-        t_cols = self._csc_cols[perm]
+        t_cols = csc_cols[perm]
         p.t_pos = torch.from_numpy((r - bid * batch_size)[perm]).to(dev)
         n_cols = self._n_cols
         if n_batches * n_cols <= 1 << 22:
@@ -802,6 +875,7 @@ class CFGAN(TorchRecommender):
         self._score_rows: _Pass | None = None
         self._hidden_cache: tuple[int, torch.Tensor] | None = None
         self._bind()
+        self._sync = distributed.current() is not None
         # Parameter positions (in each player's Adam) of the groups a step updates separately.
         n_in = 1 + int(self._g_cls is not None) + int(self._g_z is not None)
         n_up = len(self._gw)
@@ -839,10 +913,10 @@ class CFGAN(TorchRecommender):
     def _noise(self, n: int) -> torch.Tensor | None:
         if not self.noise_dim:
             return None
-        shape = (n, int(self.noise_dim))
+        shape, gen = (n, int(self.noise_dim)), self.rank_torch_gen_
         if self.noise == "normal":
-            return torch.randn(shape, generator=self.torch_gen_, device=self.device_)
-        return torch.rand(shape, generator=self.torch_gen_, device=self.device_)
+            return torch.randn(shape, generator=gen, device=self.device_)
+        return torch.rand(shape, generator=gen, device=self.device_)
 
     def _mean_noise(self, n: int) -> torch.Tensor | None:
         if not self.noise_dim:
@@ -863,7 +937,7 @@ class CFGAN(TorchRecommender):
         if self._g_cls is not None:
             h.add_(self._g_cls.index_select(0, batch.rows))
         if z is not None and self._g_z is not None:
-            h.addmm_(z, self._g_z)
+            _addmm_(h, z, self._g_z, self._low)
         h.add_(self._gb[0])
         return _activate_(h, self.g_activation)
 
@@ -872,7 +946,7 @@ class CFGAN(TorchRecommender):
         acts = [first]
         top = len(self._gw) - int(hidden_only)
         for layer in range(top):
-            a = torch.addmm(self._gb[layer + 1], acts[-1], self._gw[layer])
+            a = _addmm(self._gb[layer + 1], acts[-1], self._gw[layer], self._low)
             acts.append(a if layer == len(self._gw) - 1 else _activate_(a, self.g_activation))
         return acts
 
@@ -887,7 +961,7 @@ class CFGAN(TorchRecommender):
         """Activations of D from its first layer's pre-activation; the last one is the logit ``(N, 1)``."""
         acts = [_activate_(pre, self.d_activation)]
         for layer in range(len(self._dw)):
-            a = torch.addmm(self._db[layer + 1], acts[-1], self._dw[layer])
+            a = _addmm(self._db[layer + 1], acts[-1], self._dw[layer], self._low)
             acts.append(a if layer == len(self._dw) - 1 else _activate_(a, self.d_activation))
         return acts
 
@@ -897,9 +971,10 @@ class CFGAN(TorchRecommender):
         """Back-propagate ``d loss / d logit`` through D's upper layers; returns the first layer's delta."""
         for layer in range(len(self._dw) - 1, -1, -1):
             if weight_grads:
-                torch.mm(acts[layer].T, delta, out=self._d_gw[layer])
+                _mm(acts[layer].T, delta, self._low, out=self._d_gw[layer])
                 torch.sum(delta, 0, out=self._d_gb[layer + 1])
-            delta = _activate_backward(torch.mm(delta, self._dw[layer].T), acts[layer], self.d_activation)
+            below = _mm(delta, self._dw[layer].T, self._low)
+            delta = _activate_backward(below, acts[layer], self.d_activation)
         return delta
 
     @staticmethod
@@ -927,7 +1002,7 @@ class CFGAN(TorchRecommender):
         cond = self._d_condition(batch)  # (B, Hd1)
         pre = torch.empty((2 * n, cond.shape[1]), device=cond.device)  # real rows, then fake rows
         torch.add(cond, F.embedding_bag(batch.cols, self._d_x, batch.offsets, mode="sum"), out=pre[:n])
-        torch.addmm(cond, fake, self._d_x, out=pre[n:])
+        _addmm(cond, fake, self._d_x, self._low, out=pre[n:])
         acts = self._d_forward(pre)
         logit = acts[-1]  # (2B, 1)
         logits[: 2 * n].copy_(logit.view(-1))
@@ -937,7 +1012,7 @@ class CFGAN(TorchRecommender):
         d_real, d_fake = delta[:n], delta[n:]
         cond_grads: list[torch.Tensor] = []
         helper.submit(self._d_condition_grads, batch, d_real + d_fake, cond_grads, adam)
-        grad_x = self._sparse_grad(batch, d_real).addmm_(fake.T, d_fake)
+        grad_x = _addmm_(self._sparse_grad(batch, d_real), fake.T, d_fake, self._low)
         torch.sum(delta, 0, out=self._d_gb[0])
         rest = [grad_x, *self._d_gw, *self._d_gb]
         if adam is not None:
@@ -1004,7 +1079,7 @@ class CFGAN(TorchRecommender):
             zr_sum.zero_()
         for layer in range(len(self._gw) - 1, -1, -1):
             helper.submit(self._g_weight_grads, layer, acts[layer], grad)
-            below = torch.mm(grad, self._gw[layer].T)
+            below = _mm(grad, self._gw[layer].T, self._low)
             if adam is not None:  # the last read of this layer's weights in this step is done
                 helper.submit(
                     adam.apply, self._g_upper_index[layer], [self._g_gw[layer], self._g_gb[layer + 1]]
@@ -1014,7 +1089,7 @@ class CFGAN(TorchRecommender):
         if self._g_cls is not None:
             first.append(torch.zeros_like(self._g_cls).index_add_(0, batch.rows, grad))
         if z is not None:
-            first.append(torch.mm(z.T, grad))
+            first.append(_mm(z.T, grad, self._low))
         torch.sum(grad, 0, out=self._g_gb[0])
         if adam is not None:
             self._apply_first(adam, [*first, self._g_gb[0]], helper)
@@ -1043,12 +1118,12 @@ class CFGAN(TorchRecommender):
         """
         acts[0].copy_(self._g_first(batch, z))
         for layer, (w, b) in enumerate(zip(self._gw, self._gb[1:], strict=True)):
-            torch.addmm(b, acts[layer], w, out=acts[layer + 1])
+            _addmm(b, acts[layer], w, self._low, out=acts[layer + 1])
             if layer < len(self._gw) - 1:
                 _activate_(acts[layer + 1], self.g_activation)
         out = acts[-1]  # (b, C)
         fake = out * keep
-        d_acts = self._d_forward(cond.addmm_(fake, self._d_x))
+        d_acts = self._d_forward(_addmm_(cond, fake, self._d_x, self._low))
         logit = d_acts[-1]  # (b, 1)
         logits.copy_(logit.view(-1))
         if self.g_loss == "nonsaturating":
@@ -1057,7 +1132,7 @@ class CFGAN(TorchRecommender):
             dlogit = torch.sigmoid(logit).div_(-n)  # d/dl mean log(1 - sigmoid(l)) = d/dl -softplus(l)
         delta_d = self._d_backward(d_acts, dlogit, weight_grads=False)  # (b, Hd1)
         d_x_t = self._d_x.T if self._d_x_t is None else self._d_x_t
-        torch.mm(delta_d, d_x_t, out=grad).mul_(keep)
+        _mm(delta_d, d_x_t, self._low, out=grad).mul_(keep)
         if sq is not None:
             assert zr is not None
             torch.mul(out, zr, out=sq)
@@ -1065,7 +1140,7 @@ class CFGAN(TorchRecommender):
 
     def _g_weight_grads(self, layer: int, below: torch.Tensor, grad: torch.Tensor) -> None:
         """Weight and bias gradients of G's layer ``layer`` above the first, into the persistent buffers."""
-        torch.mm(below.T, grad, out=self._g_gw[layer])
+        _mm(below.T, grad, self._low, out=self._g_gw[layer])
         torch.sum(grad, 0, out=self._g_gb[layer + 1])
 
     def _apply_first(self, adam: _Adam, grads: list[torch.Tensor], helper: _Helper) -> None:
@@ -1093,7 +1168,12 @@ class CFGAN(TorchRecommender):
 
     # ------------------------------------------------------------------ masks
     def _draw(self, observed: np.ndarray | torch.Tensor, ratio: float) -> torch.Tensor:
-        """Uniform subsets of the unobserved entries as a float32 ``(n, C)`` 0/1 tensor on the device."""
+        """Uniform subsets of the unobserved entries as a float32 ``(n, C)`` 0/1 tensor on the device.
+
+        Drawn from the generators all ranks share: every rank draws the same samples for all rows, so a
+        row's samples stay one set per epoch for its D and G passes (as in the original) even when those
+        passes visit it on different ranks.
+        """
         if isinstance(observed, np.ndarray):
             mask = _sample_subsets_np(observed, ratio, self.np_rng_)
             return torch.from_numpy(mask.view(np.uint8)).to(self.device_, torch.float32)
@@ -1124,7 +1204,7 @@ class CFGAN(TorchRecommender):
             pos = torch.repeat_interleave(torch.arange(len(batch), device=self.device_), lengths)
             real[pos, batch.cols] = 1.0
         free = 1.0 - real
-        shape, gen = real.shape, self.torch_gen_
+        shape, gen = real.shape, self.rank_torch_gen_  # this rank's rows, this rank's stream
         keep = real
         if self._uses_pm:
             keep = torch.rand(shape, generator=gen, device=self.device_).lt_(float(self.pm_ratio)).mul_(free)
@@ -1140,6 +1220,13 @@ class CFGAN(TorchRecommender):
         return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self._low = self.precision == "bf16"
+        try:
+            return self._train_epoch_threads()
+        finally:
+            self._low = False
+
+    def _train_epoch_threads(self) -> dict[str, float]:
         with torch.no_grad():
             threads = torch.get_num_threads()
             if not self._use_helper(threads):
@@ -1173,9 +1260,7 @@ class CFGAN(TorchRecommender):
         adam_g: _Adam = self.optimizers_["generator"]  # type: ignore[assignment]
         adam_d: _Adam = self.optimizers_["discriminator"]  # type: ignore[assignment]
         rows = self._train_rows
-        n = len(rows)
         d_bs, g_bs = int(self.d_batch_size), int(self.g_batch_size)
-        d_spans, g_spans = self._spans(n, d_bs), self._spans(n, g_bs)
         per_epoch = self.resample == "epoch" and self._dense
         # D passes. G is fixed meanwhile, so G(c) * k of all rows is computed once when it fits (on the
         # helper thread, while this one draws the samples).
@@ -1188,8 +1273,14 @@ class CFGAN(TorchRecommender):
             # Drawn for every row (indexed by row id); rows without entries are never visited.
             assert self._observed is not None
             keep_all, zr_all = self._masks(self._observed, self._observed_f)
-        # Every pass's order, drawn after the samples as each pass would draw its own.
-        orders = [self.np_rng_.permutation(rows) for _ in range(int(self.d_steps) + int(self.g_steps))]
+        # Every pass's order, drawn after the samples as each pass would draw its own; under torchrun the
+        # same on all ranks, each of which visits its shard (all rows in one process).
+        orders = [
+            distributed.shard(self.np_rng_.permutation(rows))
+            for _ in range(int(self.d_steps) + int(self.g_steps))
+        ]
+        n = len(orders[0])  # rows this rank visits per pass, the same on every rank
+        d_spans, g_spans = self._spans(n, d_bs), self._spans(n, g_bs)
         # Per-step logits and ZR sums; the losses are computed from them once, after the epoch.
         d_logits = torch.zeros((int(self.d_steps) * len(d_spans), 2 * d_bs), device=dev)
         g_logits = torch.zeros((int(self.g_steps) * len(g_spans), g_bs), device=dev)
@@ -1213,7 +1304,7 @@ class CFGAN(TorchRecommender):
                     else:
                         keep, _ = self._batch_masks(batch)
                     fake = self._g_forward(batch, self._noise(len(batch)))[-1].mul_(keep)
-                self._d_grads(batch, fake, d_logits[step], adam_d)
+                self._d_step(batch, fake, d_logits[step], adam_d)
                 step += 1
         helper.wait()
         del fake_all, g_out
@@ -1236,7 +1327,7 @@ class CFGAN(TorchRecommender):
                         keep, zr = self._batch_masks(batch)
                     z = self._noise(len(batch))
                     d_cond = None if d_cond_all is None else d_cond_all.index_select(0, batch.rows)
-                    self._g_grads(batch, keep, zr, z, g_logits[step], zr_sums[step], d_cond, adam_g)
+                    self._g_step(batch, keep, zr, z, g_logits[step], zr_sums[step], d_cond, adam_g)
                     step += 1
             helper.wait()
         finally:
@@ -1244,10 +1335,42 @@ class CFGAN(TorchRecommender):
         self._version += 1
         return self._epoch_losses(d_logits, g_logits, zr_sums, n)
 
+    def _d_step(self, batch: _Batch, fake: torch.Tensor, logits: torch.Tensor, adam: _Adam) -> None:
+        """One D update; under torchrun from the gradients averaged over the ranks (one all-reduce)."""
+        if not self._sync:
+            self._d_grads(batch, fake, logits, adam)
+            return
+        grads = self._d_grads(batch, fake, logits)
+        distributed.all_reduce_mean_(grads)
+        adam.step(grads)
+
+    def _g_step(
+        self,
+        batch: _Batch,
+        keep: torch.Tensor,
+        zr: torch.Tensor | None,
+        z: torch.Tensor | None,
+        logits: torch.Tensor,
+        zr_sum: torch.Tensor,
+        d_cond: torch.Tensor | None,
+        adam: _Adam,
+    ) -> None:
+        """One G update; under torchrun from the gradients averaged over the ranks (one all-reduce)."""
+        if not self._sync:
+            self._g_grads(batch, keep, zr, z, logits, zr_sum, d_cond, adam)
+            return
+        grads = self._g_grads(batch, keep, zr, z, logits, zr_sum, d_cond)
+        distributed.all_reduce_mean_(grads)
+        adam.step(grads)
+
     def _epoch_losses(
         self, d_logits: torch.Tensor, g_logits: torch.Tensor, zr_sums: torch.Tensor, n: int
     ) -> dict[str, float]:
-        """Mean per-step losses and mean D outputs of the epoch, from the stored logits."""
+        """Mean per-step losses and mean D outputs of the epoch, from the stored logits.
+
+        ``n`` is the rows this rank visits per pass. Under torchrun every rank's batches have the same
+        sizes, so the loop's average of these over the ranks is the mean over the effective batches.
+        """
         out: dict[str, float] = {}
         if len(g_logits):
             sizes = torch.tensor(

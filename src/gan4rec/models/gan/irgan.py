@@ -66,6 +66,7 @@ loop's ``valid_<metric>``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -85,7 +86,7 @@ from gan4rec.models.base import Recommender, SearchSpace
 from gan4rec.models.baselines.bpr import BPR, MFScorer
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train import distributed
-from gan4rec.train.loop import FitResult, parse_metric, torch_threads
+from gan4rec.train.loop import FitResult, parse_metric, resolve_device, torch_threads
 from gan4rec.train.seeding import derive_seed
 
 __all__ = ["IRGAN", "MLPScorer"]
@@ -340,9 +341,17 @@ class IRGAN(TorchRecommender):
         Validate every ``eval_every`` rounds; stop after ``patience`` validations without improvement.
     device, random_state, n_threads
         As in :class:`~gan4rec.models.baselines.bpr.BPR`.
+    precision
+        ``"fp32"`` or ``"bf16"`` (CUDA only): the adversarial rounds run the players' scoring passes (the
+        matrix products) under ``torch.autocast`` in bfloat16 and cast the scores back to fp32 before any
+        softmax, reward or loss; weights, gradients and optimiser state stay fp32. The BPR pre-training,
+        validation and scoring run in fp32.
     """
 
     name = "irgan"
+    #: Devices where ``precision="bf16"`` is allowed (CPU bf16 products are slower than fp32 ones on most
+    #: processors; the tests widen this to run the bf16 path on the CPU).
+    bf16_devices: ClassVar[tuple[str, ...]] = ("cuda",)
     adversarial = True
     supports_distributed = True
     #: Pre-training validates every this many BPR epochs (BPR's default).
@@ -402,6 +411,7 @@ class IRGAN(TorchRecommender):
         device: str | None = None,
         random_state: int | np.random.Generator | None = None,
         n_threads: int | None = 1,
+        precision: str = "fp32",
     ) -> None:
         self.scorer = scorer
         self.n_factors = n_factors
@@ -440,6 +450,7 @@ class IRGAN(TorchRecommender):
         self.device = device
         self.random_state = random_state
         self.n_threads = n_threads
+        self.precision = precision
 
     # ------------------------------------------------------------------ params
     def _check_common_params(self) -> None:
@@ -457,6 +468,7 @@ class IRGAN(TorchRecommender):
             ("reward", self.reward, _REWARDS),
             ("baseline", self.baseline, _BASELINES),
             ("recommend_with", self.recommend_with, _PLAYERS),
+            ("precision", self.precision, ("fp32", "bf16")),
         ):
             if value not in choices:
                 raise DataError(f"{name}={value!r}; expected one of {', '.join(map(repr, choices))}")
@@ -472,6 +484,11 @@ class IRGAN(TorchRecommender):
             "pretrain_batch_size",
         ):
             check_int(getattr(self, name), name)
+        if self.precision == "bf16" and resolve_device(self.device).type not in self.bf16_devices:
+            raise DataError(
+                f"precision='bf16' runs on {' or '.join(self.bf16_devices)} only "
+                f"(device is {resolve_device(self.device).type}); use precision='fp32' here"
+            )
         check_int(self.d_factors, "d_factors", allow_none=True)
         check_int(self.pretrain_epochs, "pretrain_epochs", low=0)
         check_int(self.pretrain_patience, "pretrain_patience", allow_none=True)
@@ -740,6 +757,12 @@ class IRGAN(TorchRecommender):
             self._g_epoch(tot)
         return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
 
+    def _mixed(self) -> contextlib.AbstractContextManager[Any]:
+        """Where the players score in training: bfloat16 autocast with ``precision="bf16"``."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device_.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _policy_logits(self, scores: torch.Tensor, users: torch.Tensor, temperature: float) -> torch.Tensor:
         """``(b, n_items)`` G logits (``scores`` of ``users``) over the temperature; seen items at ``-inf``
         under ``exclude_seen``."""
@@ -763,7 +786,9 @@ class IRGAN(TorchRecommender):
         for start in range(0, len(self._d_users), chunk):
             users = torch.as_tensor(self._d_users[start : start + chunk], device=dev)  # (b,) ascending
             counts = self._n_pos[users]  # (b,)
-            logits = self._policy_logits(gen.scores(users), users, float(self.tau))  # type: ignore[operator]
+            with self._mixed():
+                scores = gen.scores(users)  # type: ignore[operator]
+            logits = self._policy_logits(scores.float(), users, float(self.tau))
             probs = torch.softmax(logits, dim=1)  # (b, n_items)
             draws = torch.multinomial(
                 probs, int(counts.max()), replacement=True, generator=self.rank_torch_gen_
@@ -791,7 +816,8 @@ class IRGAN(TorchRecommender):
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             u, i, y = users[idx], items[idx], labels[idx]
-            logits = self._call("discriminator", "pair_scores", u, i)  # (b,)
+            with self._mixed():
+                logits = self._call("discriminator", "pair_scores", u, i).float()  # (b,)
             loss = F.binary_cross_entropy_with_logits(logits, y)
             reg = l2 * disc.sq_norms(u, i) / len(u) if l2 > 0 else 0.0  # type: ignore[operator]
             opt.zero_grad(set_to_none=True)
@@ -816,7 +842,9 @@ class IRGAN(TorchRecommender):
         for start in range(0, len(order), bs):
             users = torch.as_tensor(order[start : start + bs], device=dev)  # (b,)
             counts = self._n_pos[users] * int(self.g_samples)  # (b,) samples per user
-            scores = self._call("generator", "scores", users)  # (b, n_items), through DDP when distributed
+            with self._mixed():
+                scores = self._call("generator", "scores", users)  # (b, n_items), through DDP when distributed
+            scores = scores.float()
             logp = torch.log_softmax(self._policy_logits(scores, users, float(self.g_tau)), dim=1)
             with torch.no_grad():
                 p = logp.exp()  # (b, n_items)
@@ -825,7 +853,8 @@ class IRGAN(TorchRecommender):
                     proposal, int(counts.max()), replacement=True, generator=self.rank_torch_gen_
                 )
                 keep = (torch.arange(draws.shape[1], device=dev)[None, :] < counts[:, None]).float()  # (b, m)
-                d_logits = disc.scores(users).gather(1, draws)  # type: ignore[operator]  # (b, m)
+                with self._mixed():
+                    d_logits = disc.scores(users).float().gather(1, draws)  # type: ignore[operator]  # (b, m)
                 reward = (
                     2 * (torch.sigmoid(d_logits) - 0.5)
                     if self.reward == "sigmoid"
