@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -137,3 +138,15 @@ def test_sigkill_leaves_previous_complete_artifact_or_none(tmp_path: Path, delay
     assert np.all(arrays["w"] == float(v)), "tensors and metadata come from the same save"
     # The last save reported complete is there, or a later one that finished before the kill.
     assert not completed or v >= completed[-1]
+
+
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    # mkstemp makes 0600 files; a report renamed into place must be readable like any file the user writes.
+    old = os.umask(0o027)
+    try:
+        out = atomic_write_text(tmp_path / "r.json", "{}")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+    out = atomic_write_text(tmp_path / "s.json", "{}")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~old

@@ -41,15 +41,36 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: ``0o666`` less the process umask.
+
+    ``tempfile.mkstemp`` creates files ``0o600``; a report or a results file renamed into place would then
+    be unreadable to the group and others, unlike one written with ``open()``. The umask is read from
+    ``/proc/self/status`` where available (no process-wide change); elsewhere it is set and put back.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync folder.
 
-    A crash at any point leaves either the old file or the new one, never a partial one.
+    A crash at any point leaves either the old file or the new one, never a partial one. The file gets
+    the mode a plain ``open()`` would give it (:func:`new_file_mode`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
