@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, t in tests.items():
         print(
             f"{key}: mean per-user difference {t['mean_difference']:+.4f}, Wilcoxon p = "
-            f"{t['wilcoxon']['p_value']:.3g}, t-test p = {t['ttest']['p_value']:.3g}"
+            f"{t['wilcoxon']['p']:.3g}, t-test p = {t['ttest']['p']:.3g}"
         )
     adv = [r["adversarial_epochs"] for r in records["irgan"]]
     bpr_ref = ROOT / "benchmarks" / "results" / "tune-bpr.json"
