@@ -3,7 +3,10 @@
 Those files are written by ``benchmarks/tune_baselines.sh`` (and ``gan4rec tune --json``). Each holds the
 best params chosen on validation, and the test metrics of the refit on the full train per seed.
 
-    python benchmarks/summarize_tuning.py [--metric NDCG@20]
+    python benchmarks/summarize_tuning.py [--metric NDCG@20] [--valid-repeats 5]
+
+Only the results tuned with the given number of validation carvings (``protocol.valid_repeats``, 1 by
+default) are listed, so the two protocols never mix in one table.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--metric", default="NDCG@20")
+    p.add_argument("--valid-repeats", type=int, default=1)
     args = p.parse_args()
     rows = []
     for f in sorted(RESULTS.glob("tune-*.json")):
         r = json.loads(f.read_text())
+        if r.get("protocol", {}).get("valid_repeats", 1) != args.valid_repeats:
+            continue
         seeds = r.get("per_seed", [])
         vals = [s["metrics"]["test"][args.metric] for s in seeds]
         mean = sum(vals) / len(vals)
