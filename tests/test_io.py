@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.data.io import (
     MOVIELENS_GENRES,
     BadRows,
+    ReadOptions,
     infer_format,
     read_interactions,
     read_interactions_report,
@@ -484,3 +486,25 @@ def test_cfgan_pair_counts(cfgan_split: tuple[Path, Path]) -> None:
     assert train.user_map.kind == "int" and train.user_map.ids.tolist() == list(range(943))
     assert train.same_space(test)
     assert test.item_counts().sum() == 19963 and (train.item_counts() > 0).sum() == 1653
+
+
+# -------------------------------------------------------------------------------- one option list
+def test_read_options_match_the_report_signature() -> None:
+    """ReadOptions (read_interactions' keywords) lists exactly read_interactions_report's keywords."""
+    params = inspect.signature(read_interactions_report).parameters
+    keyword_only = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(ReadOptions.__annotations__) == keyword_only
+
+
+def test_read_interactions_forwards_every_option(tmp_path: Path) -> None:
+    path = _write(tmp_path / "r.txt", "u1;a;5;10\nu2;b;x;11\nu1;b;1;12\nu1;b;4;13\n")
+    kw: ReadOptions = {
+        "format": "csv", "sep": ";", "header": False, "min_rating": 2.0, "duplicates": "first",
+        "on_bad_rows": "skip", "columns": {"user": 0, "item": 1, "rating": 2, "timestamp": 3},
+    }
+    inter = read_interactions(path, **kw)
+    report, bad = read_interactions_report(path, **kw)
+    assert _entries(inter) == _entries(report) == {("u1", "a"): 5.0, ("u1", "b"): 4.0}
+    assert bad.counts == {"non-numeric rating": 1}
+    with pytest.raises(TypeError):
+        read_interactions(path, seperator=";")  # type: ignore[call-arg]

@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import polars as pl
@@ -51,6 +51,7 @@ __all__ = [
     "MOVIELENS_GENRES",
     "MOVIELENS_LAYOUTS",
     "BadRows",
+    "ReadOptions",
     "infer_format",
     "read_interactions",
     "read_interactions_report",
@@ -1069,23 +1070,32 @@ def read_interactions_report(
     return inter, bad
 
 
-def read_interactions(
-    path: str | os.PathLike[str],
-    *,
-    format: Format = "auto",
-    sep: str | None = None,
-    columns: ColumnSpec | None = None,
-    header: bool | None = None,
-    min_rating: float | None = None,
-    duplicates: Duplicates = "last",
-    min_user_interactions: int = 0,
-    min_item_interactions: int = 0,
-    on_bad_rows: OnBadRows = "error",
-    user_map: IdMap | None = None,
-    item_map: IdMap | None = None,
-    encoding: str = "utf-8",
-) -> Interactions:
+class ReadOptions(TypedDict, total=False):
+    """The keyword options of :func:`read_interactions` and :func:`read_interactions_report`.
+
+    Declared once here so the two readers share one list; the defaults live in
+    :func:`read_interactions_report`'s signature, the meanings in :func:`read_interactions`'s docstring.
+    """
+
+    format: Format
+    sep: str | None
+    columns: ColumnSpec | None
+    header: bool | None
+    min_rating: float | None
+    duplicates: Duplicates
+    min_user_interactions: int
+    min_item_interactions: int
+    on_bad_rows: OnBadRows
+    user_map: IdMap | None
+    item_map: IdMap | None
+    encoding: str
+
+
+def read_interactions(path: str | os.PathLike[str], **options: Unpack[ReadOptions]) -> Interactions:
     """Read user-item interactions from a file.
+
+    Every option is keyword-only (:class:`ReadOptions`); the defaults are those of
+    :func:`read_interactions_report`, which this calls.
 
     Parameters
     ----------
@@ -1138,21 +1148,7 @@ def read_interactions(
     >>> inter = read_interactions("ML100K.train", format="uir")  # doctest: +SKIP
     >>> inter = read_interactions("ratings.csv", min_rating=4.0, on_bad_rows="skip")  # doctest: +SKIP
     """
-    inter, _ = read_interactions_report(
-        path,
-        format=format,
-        sep=sep,
-        columns=columns,
-        header=header,
-        min_rating=min_rating,
-        duplicates=duplicates,
-        min_user_interactions=min_user_interactions,
-        min_item_interactions=min_item_interactions,
-        on_bad_rows=on_bad_rows,
-        user_map=user_map,
-        item_map=item_map,
-        encoding=encoding,
-    )
+    inter, _ = read_interactions_report(path, **options)
     return inter
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
@@ -128,11 +129,15 @@ def _spd_inverse_inplace(a: np.ndarray) -> None:
     """
     n = a.shape[0]
     f = a.T  # F-contiguous view of the same (symmetric) memory
-    c, info = lapack.dpotrf(f, lower=0, clean=0, overwrite_a=1)
-    if info != 0:
-        raise DataError(f"the regularised Gram matrix is not positive definite (LAPACK potrf info={info}); "
-                        "increase l2")
-    inv, info = lapack.dpotri(c, lower=0, overwrite_c=1)
+    # One BLAS thread: OpenBLAS 0.3.30's threaded dpotrf segfaults on the 26,744-item (ML-20M-size) Gram
+    # matrix with 2 threads (reproduced alone, not a memory limit); single-threaded it completes, and at
+    # ML-100K size the result is bit-identical either way.
+    with threadpool_limits(limits=1, user_api="blas"):
+        c, info = lapack.dpotrf(f, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            raise DataError(f"the regularised Gram matrix is not positive definite (LAPACK potrf info={info}); "
+                            "increase l2")
+        inv, info = lapack.dpotri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise DataError(
             f"inverting the regularised Gram matrix failed (LAPACK potri info={info}); increase l2"
