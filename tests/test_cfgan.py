@@ -229,6 +229,7 @@ def test_two_threads_run_on_the_helper_and_give_the_bits_of_one(
         return used[-1]
 
     monkeypatch.setattr(CFGAN, "_use_helper", spy)
+    monkeypatch.setattr(CFGAN, "helper_max_macs", 1 << 28)  # opt in (off by default: slower here)
     two = CFGAN(**{**TINY, **params, "epochs": 2, "random_state": 0, "n_threads": 2}).fit(train)
     assert used == [True, True]
     assert _same(_weights(one), _weights(two))

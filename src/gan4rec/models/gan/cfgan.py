@@ -589,8 +589,10 @@ class CFGAN(TorchRecommender):
     chunk_rows: ClassVar[int] = 2048
     #: Largest G output-layer product per step (multiply-adds, ``g_batch_size x H_L x C``) for which an
     #: epoch with two or more torch threads uses a helper thread (:class:`_Helper`) instead of
-    #: multi-threaded kernels.
-    helper_max_macs: ClassVar[int] = 1 << 28
+    #: multi-threaded kernels. Off (0) by default: on 2 idle cores the paper run took 119.7 s with the
+    #: helper (2^28) and 104.2 s with torch's own 2-thread kernels (benchmarks/cfgan_speed.py, BENCHMARKS.md).
+    #: Set it to 2^28 to use the helper, whose 2-thread results are bit-identical to 1 thread.
+    helper_max_macs: ClassVar[int] = 0
     #: Share of the rows of G's condition weights that the helper thread updates in a G step.
     helper_first_share: ClassVar[float] = 0.25
     _helper: _Helper = _INLINE
