@@ -150,7 +150,7 @@ def test_main_command_runs_as_a_process(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_readme_main_command_demo_runs_offline(tmp_path) -> None:  # noqa: ANN001
+def test_readme_main_command_demo_runs_offline(tmp_path) -> None:
     """`gan4rec demo`, the README's main command, as a process, offline, with its default size."""
     env = {**os.environ, "GAN4REC_OFFLINE": "1", "GAN4REC_DATA": str(tmp_path / "empty-cache")}
     proc = subprocess.run([sys.executable, "-m", "gan4rec", "demo", "--report", str(tmp_path / "demo")],
