@@ -58,6 +58,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_model as _cpu_model
+from _machine import load_average as _load
+
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "scale-ml20m.json"
 PAPER_CONFIG = ROOT / "configs" / "cfgan-ml100k-paper.toml"
 # The ML-20M-size settings of benchmarks/cfgan_speed.py, on top of the paper configuration.
@@ -75,21 +80,8 @@ GIB = 2**30
 
 
 # ------------------------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def _load() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def matmul_seconds(n: int = 2048, repeats: int = 5) -> float:
