@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_model as _cpu_model
+from _machine import matmul_seconds
 
 SHARED = Path(os.environ.get("GAN4REC_SHARED", ROOT.parent / "shared")) / "datasets" / "cfgan-ml100k"
 MODELS = ["toppop", "itemknn", "userknn", "rp3beta", "ease", "slim", "puresvd", "ials", "bpr", "multvae"]
@@ -90,18 +91,6 @@ def _child(model: str, data: str, epochs: int, eval_users: int) -> dict:
     }
 
 
-def _reference_matmul_s() -> float:
-    import torch
-
-    a = torch.randn(2048, 2048)
-    b = torch.randn(2048, 2048)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 
@@ -139,7 +128,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    ref = _reference_matmul_s()
+    ref = matmul_seconds()
     env = {**os.environ, **{v: str(args.threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                            "OPENBLAS_NUM_THREADS")}}
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

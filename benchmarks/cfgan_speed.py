@@ -57,6 +57,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_model as _cpu_model
 from _machine import load_average as _load
+from _machine import matmul_seconds
+
+#: CFGAN at the ML-20M-like size, over the paper configuration: user rows, masks drawn per mini-batch from
+#: CSR (the dense rows x columns masks would not fit), mini-batches of 512, one D and one G pass.
+ML20M_PARAMS: dict[str, Any] = {
+    "mode": "user",
+    "resample": "batch",
+    "g_batch_size": 512,
+    "d_batch_size": 512,
+    "g_steps": 1,
+    "d_steps": 1,
+}
 
 SHARED = Path(os.environ.get("GAN4REC_SHARED", ROOT.parent / "shared")) / "datasets"
 PAPER_CONFIG = ROOT / "configs" / "cfgan-ml100k-paper.toml"
@@ -76,18 +88,7 @@ def _sync(device: str) -> None:
 
 def matmul_gflops(n: int = 2048, repeats: int = 5, device: str = "cpu", precision: str = "fp32") -> float:
     """Best rate of a dense ``n x n`` product (float32 or bfloat16) with the current torch threads."""
-    dtype = _DTYPES[precision]
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    out = torch.empty(n, n, device=device, dtype=dtype)
-    torch.mm(a, b, out=out)
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b, out=out)
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / matmul_seconds(n, repeats, device, _DTYPES[precision]) / 1e9
 
 
 def _layer_sizes(model: Any, n_cols: int) -> tuple[list[int], list[int]]:
@@ -232,16 +233,7 @@ def _synthetic(args: argparse.Namespace, ceilings: dict[str, float], size: str) 
             data = Interactions.from_indices(
                 users[entries], np.asarray(data.indices)[entries], IdMap(keep), data.item_map
             )
-        params.update(
-            {
-                "mode": "user",
-                "resample": "batch",
-                "g_batch_size": 512,
-                "d_batch_size": 512,
-                "g_steps": 1,
-                "d_steps": 1,
-            }
-        )
+        params.update(ML20M_PARAMS)
         note = (
             f"user-based, resample=batch, batches 512, 1 D + 1 G pass, "
             f"{'all' if share >= 1 else f'{share:.1%} of the'} users"

@@ -62,20 +62,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import cpu_model as _cpu_model
 from _machine import load_average as _load
+from _machine import matmul_seconds
+from cfgan_speed import ML20M_PARAMS
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "scale-ml20m.json"
 PAPER_CONFIG = ROOT / "configs" / "cfgan-ml100k-paper.toml"
 # The ML-20M-size settings of benchmarks/cfgan_speed.py, on top of the paper configuration.
-CFGAN_ML20M = {
-    "mode": "user",
-    "resample": "batch",
-    "g_batch_size": 512,
-    "d_batch_size": 512,
-    "g_steps": 1,
-    "d_steps": 1,
-    "epochs": 1,
-    "device": "cpu",
-}
+CFGAN_ML20M = {**ML20M_PARAMS, "epochs": 1, "device": "cpu"}
 GIB = 2**30
 
 
@@ -84,17 +77,6 @@ GIB = 2**30
 
 
 
-def matmul_seconds(n: int = 2048, repeats: int = 5) -> float:
-    """Best time of a dense float32 ``n x n`` product with the current torch threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 # ------------------------------------------------------------------------------------------- memory
