@@ -3,10 +3,11 @@
 Those files are written by ``benchmarks/tune_baselines.sh`` (and ``gan4rec tune --json``). Each holds the
 best params chosen on validation, and the test metrics of the refit on the full train per seed.
 
-    python benchmarks/summarize_tuning.py [--metric NDCG@20] [--valid-repeats 5]
+    python benchmarks/summarize_tuning.py [--metric NDCG@20] [--valid-repeats 5] [--files 'tune-x5t50-*.json']
 
 Only the results tuned with the given number of validation carvings (``protocol.valid_repeats``, 1 by
-default) are listed, so the two protocols never mix in one table.
+default) are listed, so the two protocols never mix in one table; ``--files`` picks one set of runs (one
+trial budget) by file name.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--metric", default="NDCG@20")
     p.add_argument("--valid-repeats", type=int, default=1)
+    p.add_argument("--files", default="tune-*.json", help="glob under benchmarks/results")
     args = p.parse_args()
     rows = []
-    for f in sorted(RESULTS.glob("tune-*.json")):
+    for f in sorted(RESULTS.glob(args.files)):
         r = json.loads(f.read_text())
         if r.get("protocol", {}).get("valid_repeats", 1) != args.valid_repeats:
             continue

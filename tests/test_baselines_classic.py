@@ -189,6 +189,35 @@ def test_slim_topk_keeps_largest_weights(tiny: Tiny) -> None:
         np.testing.assert_array_equal(np.sort(top2[:, j])[::-1][:2], best)
 
 
+def test_slim_refuses_a_fit_projected_over_its_time_budget(monkeypatch) -> None:
+    train = _inter(_random_dense(60, 200, 0.1, seed=3))
+    from sklearn.linear_model import ElasticNet
+
+    # A fake clock that reads the number of column fits so far: every column "takes" one second.
+    fits = [0]
+    real_fit = ElasticNet.fit
+
+    def counting_fit(self, *args, **kwargs):
+        fits[0] += 1
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ElasticNet, "fit", counting_fit)
+    monkeypatch.setattr("gan4rec.models.baselines.slim.time.perf_counter", lambda: float(fits[0]))
+    # 200 columns at a second each: refused after the 4th sampled column, well before the end.
+    with pytest.raises(DataError, match=r"slim: projected fit time .* \(200 columns .* over a sample of 4\) "
+                                        r"exceeds max_fit_seconds=50"):
+        SLIM(alpha=1e-2, max_fit_seconds=50).fit(train)
+    # Under twice the budget: the whole sample of 34 columns runs before the verdict.
+    with pytest.raises(DataError, match="over a sample of 34"):
+        SLIM(alpha=1e-2, max_fit_seconds=150).fit(train)
+    # Within budget, or without one, the fit completes with the weights of an unhurried run.
+    a = SLIM(alpha=1e-2, max_fit_seconds=400, random_state=0).fit(train).weights_
+    b = SLIM(alpha=1e-2, max_fit_seconds=None, random_state=0).fit(train).weights_
+    assert (a != b).nnz == 0 and a.nnz > 0
+    with pytest.raises(DataError, match="max_fit_seconds must be"):
+        SLIM(max_fit_seconds=0).fit(train)
+
+
 # ------------------------------------------------------------------------------------------------ RP3beta
 def _rp3beta_dense(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     p_ui = (x / x.sum(axis=1, keepdims=True)) ** alpha

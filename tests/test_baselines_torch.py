@@ -30,6 +30,12 @@ FAST = {
     },
     "ials": {"n_factors": 8, "reg": 1.0, "alpha": 5.0, "iterations": 3, "device": "cpu"},
 }
+FAST["bpr-sparse"] = {**FAST["bpr"], "optimizer": "sparse_adam"}
+
+
+def _create(name: str, params: dict, **kw):
+    """``name`` may carry a variant suffix (``bpr-sparse``): the registry name is the part before it."""
+    return create(name.split("-")[0], params, **kw)
 
 
 def _blocks(n_users: int = 80, n_items: int = 60, per_user: int = 10, seed: int = 0) -> Interactions:
@@ -110,13 +116,13 @@ def test_sample_unobserved_counts_and_exclusion() -> None:
 
 
 # -------------------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("name", ["bpr", "multvae", "ials"])
+@pytest.mark.parametrize("name", ["bpr", "bpr-sparse", "multvae", "ials"])
 def test_same_seed_bit_identical_other_seed_different(name: str) -> None:
     data = _blocks()
     users = np.arange(data.n_users)
-    a = create(name, FAST[name], random_state=5).fit(data)
-    b = create(name, FAST[name], random_state=5).fit(data)
-    c = create(name, FAST[name], random_state=6).fit(data)
+    a = _create(name, FAST[name], random_state=5).fit(data)
+    b = _create(name, FAST[name], random_state=5).fit(data)
+    c = _create(name, FAST[name], random_state=6).fit(data)
     sa, sb, sc = a._state(), b._state(), c._state()
     assert sa.keys() == sb.keys()
     assert all(np.array_equal(sa[k], sb[k]) for k in sa)
@@ -144,6 +150,21 @@ def test_bad_params_name_the_parameter() -> None:
         create("ials", {"solver": "svd"}).fit(data)
     with pytest.raises(DataError, match="device='tpu'"):
         create("bpr", {"device": "tpu"}).fit(data)
+    with pytest.raises(DataError, match="optimizer must be one of adam, sparse_adam, got 'sgd'"):
+        create("bpr", {"optimizer": "sgd"}).fit(data)
+
+
+def test_bpr_sparse_adam_is_a_different_optimiser_on_sparse_gradients() -> None:
+    data = _blocks(n_users=40, n_items=60, per_user=5)
+    params = {**FAST["bpr"], "epochs": 2, "batch_size": 8}
+    dense = create("bpr", params, random_state=3).fit(data)
+    lazy = create("bpr", {**params, "optimizer": "sparse_adam"}, random_state=3).fit(data)
+    mf_dense, mf_lazy = dense.modules_["mf"], lazy.modules_["mf"]
+    assert not mf_dense.user.sparse and mf_lazy.user.sparse and mf_lazy.item.sparse and mf_lazy.item_bias.sparse
+    # Same seed, same initial tables and batches; dense Adam keeps moving rows on momentum after their
+    # batch while lazy Adam does not, so the end points differ.
+    assert not torch.equal(mf_dense.user.weight, mf_lazy.user.weight)
+    assert torch.isfinite(mf_lazy.item.weight).all()
 
 
 # ------------------------------------------------------------------------------------------- iALS
@@ -222,6 +243,17 @@ QUALITY = {
         "patience": 3,
         "device": "cpu",
     },
+    "bpr-sparse": {
+        "n_factors": 32,
+        "lr": 0.01,
+        "l2": 1e-3,
+        "epochs": 40,
+        "batch_size": 256,
+        "eval_every": 2,
+        "patience": 3,
+        "device": "cpu",
+        "optimizer": "sparse_adam",
+    },
     "multvae": {
         "hidden": 100,
         "latent": 32,
@@ -237,7 +269,7 @@ QUALITY = {
 }
 
 
-@pytest.mark.parametrize("name", ["bpr", "multvae", "ials"])
+@pytest.mark.parametrize("name", ["bpr", "bpr-sparse", "multvae", "ials"])
 def test_beats_toppop_on_clustered_data(name: str, clustered_split) -> None:
     s = clustered_split
 
@@ -246,7 +278,7 @@ def test_beats_toppop_on_clustered_data(name: str, clustered_split) -> None:
         return res.metrics["NDCG@10"]
 
     top = ndcg(create("toppop").fit(s.train))
-    model = create(name, QUALITY[name], random_state=0).fit(s.train, s.valid)
+    model = _create(name, QUALITY[name], random_state=0).fit(s.train, s.valid)
     assert ndcg(model) > top + 0.05
     # Validation chose an epoch, the model holds it, and a refit would pin it.
     best = model.best_epoch_
