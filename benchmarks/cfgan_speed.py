@@ -33,9 +33,7 @@ Usage::
     python benchmarks/cfgan_speed.py --only paper --repeats 3 --json benchmarks/results/cfgan-speed.json
 
 Measure on a quiet machine: the script prints the load average before and after each run. With
-``--threads 2`` the paper configuration (ML-100K and ML-1M sizes) puts a helper thread beside the training thread, both running
-single-threaded kernels (see ``CFGAN`` in ``gan4rec.models.gan.cfgan``), while the ``torch.mm`` ceiling
-is measured with two intra-op threads; the ML-20M-sized run (larger kernels) keeps multi-threaded ones.
+``--threads 2`` training and the ``torch.mm`` ceiling both run torch's kernels on two intra-op threads.
 """
 
 from __future__ import annotations
