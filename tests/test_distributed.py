@@ -80,6 +80,7 @@ def _train_2ranks(tmp_path: Path, model: str, params: dict, tag: str) -> tuple[d
         env=_env(), capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "still referenced" not in proc.stderr  # distributed.shutdown() freed the process group
     return json.loads(out_json.read_text()), out_model, proc.stdout
 
 
@@ -252,7 +253,7 @@ def test_a_killed_rank_fails_the_run_cleanly_within_60_s(victim: int, tmp_path: 
 
 WORKER = r'''
 """Run under torchrun: the CFGAN-facing helpers, and checkpoints written by rank 0 only, resumed alike."""
-import json, shutil, sys
+import json, os, shutil, sys, threading
 from pathlib import Path
 import numpy as np, torch, torch.distributed as dist
 from gan4rec.data.split import random_holdout
@@ -260,7 +261,13 @@ from gan4rec.data.synthetic import make_synthetic
 from gan4rec.models import create
 from gan4rec.train import distributed as D
 
+def native_threads():
+    """Threads Python did not start (gloo's), or 0 without /proc."""
+    task = Path("/proc/self/task")
+    return len(os.listdir(task)) - threading.active_count() if task.is_dir() else 0
+
 out = Path(sys.argv[1])
+before = native_threads()
 ctx = D.init(device="cpu", timeout_s=60)
 r = ctx.rank
 grads = [torch.full((3,), float(r + 1)), torch.arange(4.0).reshape(2, 2) * (r + 1)]
@@ -280,15 +287,17 @@ same = all(torch.equal(a, b) for a, b in zip(full.modules_["mf"].state_dict().va
                                              resumed.modules_["mf"].state_dict().values()))
 early = create("bpr", dict(params, epochs=40, lr=0.05, patience=1), random_state=0, device="cpu").fit(
     sp.train, sp.valid)
-(out / f"rank{r}.json").write_text(json.dumps({
+result = {
     "grads": [g.flatten().tolist() for g in grads], "shard": D.shard(np.arange(7)).tolist(),
     "partition": D.partition(np.arange(7)).tolist(), "draw": int(rng.integers(0, 2**40)),
     "resumed_from": resumed.fit_result_.resumed_from, "resume_same": same,
     "weights": float(sum(p.double().sum() for p in full.modules_["mf"].parameters())),
     "history": [{k: v for k, v in h.items() if "seconds" not in k} for h in full.history_],
     "early": [early.fit_result_.stopped_early, early.best_epoch_, len(early.history_)],
-}))
-D.shutdown()
+}
+D.shutdown()  # the fitted models are still alive here; their dropped DDP wrappers are cyclic garbage
+result["threads_left"] = native_threads() - before
+(out / f"rank{r}.json").write_text(json.dumps(result))
 '''
 
 
@@ -311,6 +320,11 @@ def test_helpers_and_rank0_checkpoints_under_torchrun(tmp_path: Path) -> None:
     assert r0["resumed_from"] == r1["resumed_from"] == 2 and r0["resume_same"] and r1["resume_same"]
     # Rank 0's decision to stop, broadcast: both ranks stop at the same epoch, after patience=1.
     assert r0["early"] == r1["early"] and r0["early"][0] and r0["early"][2] == r0["early"][1] + 1 < 40
+    # shutdown() freed the group, joining gloo's threads before exit: one still releasing a collective's
+    # tensors while the interpreter finalizes aborts the process ("terminate called without an active
+    # exception"), as it did at times while DDP's lazy imports kept the group alive.
+    assert r0["threads_left"] == r1["threads_left"] == 0
+    assert "still referenced" not in proc.stderr
 
 
 CFGAN_WORKER = r'''

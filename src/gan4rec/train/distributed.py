@@ -34,8 +34,12 @@ backward and their optimiser step); see docs/distributed.md.
 from __future__ import annotations
 
 import datetime
+import gc
+import importlib
+import logging
 import math
 import os
+import sys
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +84,8 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 600.0
 
 _TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,11 @@ def init(*, device: str | torch.device | None = None, timeout_s: float = DEFAULT
 
     dev = resolve_device(device)
     timeout = datetime.timedelta(seconds=float(timeout_s))
+    # Before the group exists: torch.distributed.nn.functional binds ``group=group.WORLD`` as default
+    # arguments when first imported, and DDP imports it lazily (through torch._dynamo). Imported after
+    # init_process_group, those defaults would hold the default group for the rest of the process, so
+    # shutdown() could not free it (see there). Imported now, they hold None.
+    importlib.import_module("torch.distributed.nn")
     if dev.type == "cuda":
         if local >= torch.cuda.device_count():
             raise DataError(
@@ -191,13 +202,36 @@ def init(*, device: str | torch.device | None = None, timeout_s: float = DEFAULT
 
 
 def shutdown() -> None:
-    """Leave the process group (no-op without one)."""
+    """Leave the process group and free it, joining its threads (no-op without one).
+
+    Every rank must call this before its interpreter exits. ``destroy_process_group`` only drops
+    torch's own references to the group; the group's C++ destructor, which drains its work queue and
+    joins its worker threads, runs when the last Python reference goes. Until then a gloo worker thread
+    may still be releasing a finished collective whose tensors are Python objects, and releasing them
+    takes the GIL: if that happens while the interpreter is finalizing, the thread is unwound through a
+    ``noexcept`` destructor and the process aborts ("terminate called without an active exception").
+    So this first collects garbage (a DDP wrapper dropped after a fit sits in a reference cycle and still
+    holds the group), then destroys the group and checks that nothing else holds it; it logs a warning
+    if something does (the group's threads then live on until exit).
+    """
     global _CONTEXT
     if _CONTEXT is None:
         return
     _CONTEXT = None
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    group = dist.group.WORLD
+    dist.destroy_process_group()
+    others = sys.getrefcount(group) - 2  # minus `group` here and getrefcount's own argument
+    del group  # normally the last reference: the group is freed and its threads joined here
+    if others > 0:
+        logger.warning(
+            "the process group is still referenced %d more time(s) after destroy_process_group, so its "
+            "threads stay alive until exit, where they can abort the process; drop every "
+            "DistributedDataParallel wrapper and process-group handle before distributed.shutdown()",
+            others,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- collectives
