@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,35 @@ def test_batch_resampling_densifies_rows_on_the_fly_identically() -> None:
     assert not _same(_weights(dense), _weights(per_epoch))
     with pytest.raises(DataError, match="resample='batch'"):
         NoDense(**{**params, "resample": "epoch"}).fit(train)
+
+
+def test_batch_masks_on_the_cpu_draw_each_unobserved_entry_with_its_ratio_on_any_thread_count() -> None:
+    train, _ = _data()
+    params = {**TINY, "mode": "user", "scheme": "zp", "resample": "batch", "pm_ratio": 0.3, "zr_ratio": 0.8}
+    model = CFGAN(**params, random_state=0)
+    model._setup_fit(train)
+    p = model._make_pass(np.arange(train.n_users), model._indptr, model._indices, train.n_users, grads=True)
+    batch = p.batch(0, train.n_users)
+    observed = train.csr().toarray() > 0  # (n_users, n_items)
+    draws = {}
+    for threads, pool in ((1, None), (2, ThreadPoolExecutor(1))):
+        model._pool = pool
+        model.rank_np_rng_ = np.random.default_rng(7)
+        keep, zr = (m.numpy().copy() for m in model._batch_masks(batch))  # step buffers: copy them
+        d_keep, d_zr = model._batch_masks(batch, with_zr=False)
+        assert d_zr is None
+        draws[threads] = (keep, zr, d_keep.numpy().copy())
+        if pool is not None:
+            pool.shutdown()
+    for a, b in zip(draws[1], draws[2], strict=True):  # the worker thread draws the same bits
+        np.testing.assert_array_equal(a, b)
+    keep, zr, d_keep = draws[1]
+    assert set(np.unique(keep)) <= {0.0, 1.0} and set(np.unique(zr)) <= {0.0, 1.0}
+    assert (keep[observed] == 1).all() and (zr[observed] == 0).all()  # k holds every real entry, ZR none
+    free = ~observed
+    assert abs(keep[free].mean() - 0.3) < 0.02 and abs(zr[free].mean() - 0.8) < 0.02
+    assert abs(np.corrcoef(keep[free], zr[free])[0, 1]) < 0.05  # PM and ZR drawn independently
+    assert not np.array_equal(keep, d_keep)  # the next batch draws afresh
 
 
 def test_the_subset_sampler_draws_exact_uniform_subsets_of_unobserved_entries() -> None:

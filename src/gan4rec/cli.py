@@ -319,8 +319,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
         proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
         proto["ks"] = list(protocol.ks)
+        reps = protocol.valid_repeats
+        where = f"the mean of {reps} validation carvings" if reps > 1 else "validation only"
         doc = {"description": f"{model_name} tuned by `gan4rec tune` ({args.trials} trials, {tuned.metric} on "
-                              f"validation only; split {split.fingerprint[:12]})",
+                              f"{where}; split {split.fingerprint[:12]})",
                "model": model_name, "params": tuned.best_params, "protocol": proto}
         atomic_write_text(args.save_config, tomli_w.dumps(doc))
         print(f"wrote {args.save_config}")

@@ -85,9 +85,11 @@ G's and D's input). Input widths: G ``C + (R if class_condition) + noise_dim``, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -486,6 +488,7 @@ class CFGAN(TorchRecommender):
     _d_x_t: torch.Tensor | None = None
     #: Whether the running epoch computes its matrix products in bfloat16 (``precision="bf16"``).
     _low: bool = False
+    _pool: ThreadPoolExecutor | None = None
     #: Whether the running fit averages its gradients over ranks (a process group of 2+ ranks).
     _sync: bool = False
     search_space: ClassVar[SearchSpace] = {
@@ -1041,10 +1044,7 @@ class CFGAN(TorchRecommender):
         the exact per-epoch draws, without a sort of every row per mini-batch. ``with_zr=False`` (D's
         steps, which do not use them) skips the ZR draw.
 
-        On the CPU the draws are 16-bit integers from the rank's numpy generator, compared with
-        ``round(ratio * 2^16)``: torch's CPU ``rand`` took 28% of an ML-20M-sized epoch, 16-bit draws
-        are about 8x cheaper, and the probability differs from ``ratio`` by at most ``2^-17``. On a GPU
-        they are floats from the rank's torch generator.
+        On the CPU see :meth:`_cpu_masks`; on a GPU the draws are floats from the rank's torch generator.
         """
         if self._dense:
             real = self._observed_f.index_select(0, batch.rows)  # (B, C)
@@ -1058,25 +1058,7 @@ class CFGAN(TorchRecommender):
             float(self.zr_ratio) if self._uses_zr and with_zr else None,
         ]
         if self.device_.type == "cpu":
-            n = len(batch)
-            seen = np.greater(real.numpy(), 0, out=self._scratch("seen", n, torch.bool).numpy())  # (B, C)
-            rng = self.rank_np_rng_  # this rank's rows, this rank's stream
-            drawn = [
-                None
-                if r is None
-                else rng.integers(0, 1 << 16, size=seen.shape, dtype=np.uint16) < round(r * 65536)
-                for r in ratios
-            ]
-            keep = zr = None
-            if drawn[0] is not None:
-                keep = self._scratch("keep", n, torch.float32).copy_(
-                    torch.from_numpy(np.logical_or(drawn[0], seen, out=drawn[0]))
-                )
-            if drawn[1] is not None:
-                zr = self._scratch("zr", n, torch.float32).copy_(
-                    torch.from_numpy(np.greater(drawn[1], seen, out=drawn[1]))
-                )
-            return real if keep is None else keep, zr
+            return self._cpu_masks(real, ratios)
         free = 1.0 - real
         gen = self.rank_torch_gen_
         keep = real
@@ -1088,6 +1070,48 @@ class CFGAN(TorchRecommender):
             zr = torch.rand(real.shape, generator=gen, device=self.device_).lt_(ratios[1]).mul_(free)
         return keep, zr
 
+    def _cpu_masks(
+        self, real: torch.Tensor, ratios: list[float | None]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`_batch_masks` on the CPU: ``(k, zr)`` from the batch's 0/1 rows ``real`` ``(B, C)``.
+
+        The draws are 16-bit integers compared with ``round(ratio * 2^16)`` (the probability differs
+        from ``ratio`` by at most ``2^-17``): torch's CPU ``rand`` took 28% of an ML-20M-sized epoch and
+        16-bit draws are several times cheaper. The rows are split in two halves, each drawn from its own
+        generator seeded from the rank's numpy generator, and with two or more torch threads the second
+        half is drawn on the epoch's worker thread (numpy releases the GIL for these fills), so the
+        bits are the same however many threads run.
+        """
+        n = len(real)
+        real_np = real.numpy()
+        seen = self._scratch("seen", n, torch.bool).numpy()  # (B, C)
+        keep = self._scratch("keep", n, torch.float32) if ratios[0] is not None else real
+        zr = self._scratch("zr", n, torch.float32) if ratios[1] is not None else None
+        outs = [
+            None if r is None or t is None else t.numpy() for r, t in zip(ratios, (keep, zr), strict=True)
+        ]
+        seeds = self.rank_np_rng_.integers(0, 2**63, size=2)
+        half = (n + 1) // 2
+
+        def fill(rows: slice, seed: int) -> None:
+            gen = np.random.Generator(np.random.PCG64(seed))
+            obs = np.greater(real_np[rows], 0, out=seen[rows])
+            for ratio, out, combine in zip(ratios, outs, (np.logical_or, np.greater), strict=True):
+                if ratio is None or out is None:
+                    continue
+                drawn = gen.integers(0, 1 << 16, size=obs.shape, dtype=np.uint16) < round(ratio * 65536)
+                # PM: drawn or observed (k); ZR: drawn and not observed.
+                np.copyto(out[rows], combine(drawn, obs, out=drawn))
+
+        pool = self._pool
+        later = pool.submit(fill, slice(half, n), int(seeds[1])) if pool is not None else None
+        fill(slice(0, half), int(seeds[0]))
+        if later is not None:
+            later.result()
+        else:
+            fill(slice(half, n), int(seeds[1]))
+        return keep, zr
+
     # ------------------------------------------------------------------ epoch
     @staticmethod
     def _spans(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -1095,11 +1119,17 @@ class CFGAN(TorchRecommender):
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self._low = self.precision == "bf16"
-        try:
-            with torch.no_grad():
-                return self._run_epoch()
-        finally:
-            self._low = False
+        # A worker thread for half of each mini-batch's mask draws (resample="batch" on the CPU) when
+        # torch may use two or more threads; one per epoch, so none outlives a fit that raises.
+        threaded = self.resample == "batch" and self.device_.type == "cpu" and torch.get_num_threads() > 1
+        with ThreadPoolExecutor(max_workers=1) if threaded else contextlib.nullcontext() as pool:
+            self._pool = pool
+            try:
+                with torch.no_grad():
+                    return self._run_epoch()
+            finally:
+                self._low = False
+                self._pool = None
 
     def _run_epoch(self) -> dict[str, float]:
         dev = self.device_
