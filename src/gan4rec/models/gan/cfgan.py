@@ -1046,19 +1046,19 @@ class CFGAN(TorchRecommender):
 
         On the CPU see :meth:`_cpu_masks`; on a GPU the draws are floats from the rank's torch generator.
         """
-        if self._dense:
-            real = self._observed_f.index_select(0, batch.rows)  # (B, C)
-        else:
-            real = self._scratch("real", len(batch), torch.float32).zero_()
-            lengths = torch.diff(batch.offsets, append=batch.offsets.new_tensor([len(batch.cols)]))
-            pos = torch.repeat_interleave(torch.arange(len(batch), device=self.device_), lengths)
-            real[pos, batch.cols] = 1.0
         ratios = [
             float(self.pm_ratio) if self._uses_pm else None,
             float(self.zr_ratio) if self._uses_zr and with_zr else None,
         ]
         if self.device_.type == "cpu":
-            return self._cpu_masks(real, ratios)
+            return self._cpu_masks(batch, ratios)
+        if self._dense:
+            real = self._observed_f.index_select(0, batch.rows)  # (B, C)
+        else:
+            real = torch.zeros((len(batch), self._n_cols), device=self.device_)
+            lengths = torch.diff(batch.offsets, append=batch.offsets.new_tensor([len(batch.cols)]))
+            pos = torch.repeat_interleave(torch.arange(len(batch), device=self.device_), lengths)
+            real[pos, batch.cols] = 1.0
         free = 1.0 - real
         gen = self.rank_torch_gen_
         keep = real
@@ -1071,45 +1071,51 @@ class CFGAN(TorchRecommender):
         return keep, zr
 
     def _cpu_masks(
-        self, real: torch.Tensor, ratios: list[float | None]
+        self, batch: _Batch, ratios: list[float | None]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`_batch_masks` on the CPU: ``(k, zr)`` from the batch's 0/1 rows ``real`` ``(B, C)``.
+        """:meth:`_batch_masks` on the CPU: the batch's rows densified from CSR, and ``(k, zr)``.
 
-        The draws are 16-bit integers compared with ``round(ratio * 2^16)`` (the probability differs
-        from ``ratio`` by at most ``2^-17``): torch's CPU ``rand`` took 28% of an ML-20M-sized epoch and
-        16-bit draws are several times cheaper. The rows are split in two halves, each drawn from its own
-        generator seeded from the rank's numpy generator, and with two or more torch threads the second
-        half is drawn on the epoch's worker thread (numpy releases the GIL for these fills), so the
-        bits are the same however many threads run.
+        The draws are 16-bit integers (each raw 64-bit output of the generator cut in four) compared
+        with ``round(ratio * 2^16)`` (the probability differs from ``ratio`` by at most ``2^-17``):
+        torch's CPU ``rand`` took 28% of an ML-20M-sized epoch and these draws are about 8x cheaper.
+        The rows are split in two halves, each densified and drawn from its own generator seeded from
+        the rank's numpy generator; with two or more torch threads the second half runs on the epoch's
+        worker thread (numpy releases the GIL for these fills), so the bits are the same however many
+        threads run. ``k`` is the 0/1 rows themselves without PM.
         """
-        n = len(real)
-        real_np = real.numpy()
+        n = len(batch)
         seen = self._scratch("seen", n, torch.bool).numpy()  # (B, C)
+        real = self._scratch("real", n, torch.float32)
         keep = self._scratch("keep", n, torch.float32) if ratios[0] is not None else real
         zr = self._scratch("zr", n, torch.float32) if ratios[1] is not None else None
-        outs = [
-            None if r is None or t is None else t.numpy() for r, t in zip(ratios, (keep, zr), strict=True)
-        ]
+        real_np = real.numpy()
+        outs = [None if t is None else t.numpy() for t in (keep if ratios[0] is not None else None, zr)]
+        cols = batch.cols.numpy()
+        ends = np.append(batch.offsets.numpy(), len(cols))  # (B + 1,) row r's entries: ends[r]:ends[r + 1]
         seeds = self.rank_np_rng_.integers(0, 2**63, size=2)
         half = (n + 1) // 2
 
-        def fill(rows: slice, seed: int) -> None:
+        def fill(lo: int, hi: int, seed: int) -> None:
+            obs = seen[lo:hi]
+            obs.fill(False)
+            obs[np.repeat(np.arange(hi - lo), np.diff(ends[lo : hi + 1])), cols[ends[lo] : ends[hi]]] = True
+            np.copyto(real_np[lo:hi], obs)
             gen = np.random.Generator(np.random.PCG64(seed))
-            obs = np.greater(real_np[rows], 0, out=seen[rows])
             for ratio, out, combine in zip(ratios, outs, (np.logical_or, np.greater), strict=True):
                 if ratio is None or out is None:
                     continue
-                drawn = gen.integers(0, 1 << 16, size=obs.shape, dtype=np.uint16) < round(ratio * 65536)
+                bits = gen.bit_generator.random_raw((obs.size + 3) // 4).view(np.uint16)[: obs.size]
+                drawn = bits.reshape(obs.shape) < round(ratio * 65536)
                 # PM: drawn or observed (k); ZR: drawn and not observed.
-                np.copyto(out[rows], combine(drawn, obs, out=drawn))
+                np.copyto(out[lo:hi], combine(drawn, obs, out=drawn))
 
         pool = self._pool
-        later = pool.submit(fill, slice(half, n), int(seeds[1])) if pool is not None else None
-        fill(slice(0, half), int(seeds[0]))
+        later = pool.submit(fill, half, n, int(seeds[1])) if pool is not None else None
+        fill(0, half, int(seeds[0]))
         if later is not None:
             later.result()
         else:
-            fill(slice(half, n), int(seeds[1]))
+            fill(half, n, int(seeds[1]))
         return keep, zr
 
     # ------------------------------------------------------------------ epoch
