@@ -243,17 +243,6 @@ QUALITY = {
         "patience": 3,
         "device": "cpu",
     },
-    "bpr-sparse": {
-        "n_factors": 32,
-        "lr": 0.01,
-        "l2": 1e-3,
-        "epochs": 40,
-        "batch_size": 256,
-        "eval_every": 2,
-        "patience": 3,
-        "device": "cpu",
-        "optimizer": "sparse_adam",
-    },
     "multvae": {
         "hidden": 100,
         "latent": 32,
@@ -267,6 +256,7 @@ QUALITY = {
     },
     "ials": {"n_factors": 16, "reg": 10.0, "alpha": 1.0, "iterations": 10, "device": "cpu"},
 }
+QUALITY["bpr-sparse"] = {**QUALITY["bpr"], "optimizer": "sparse_adam"}
 
 
 @pytest.mark.parametrize("name", ["bpr", "bpr-sparse", "multvae", "ials"])
