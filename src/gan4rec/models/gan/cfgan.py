@@ -456,8 +456,8 @@ class CFGAN(TorchRecommender):
     resample
         ``"epoch"``: exactly ``floor(ratio * n_unobserved)`` PM and ZR samples per row, drawn once per epoch
         and shared by its D and G passes (the original; keeps two dense ``R x C`` masks); ``"batch"``: drawn
-        afresh for every mini-batch, each unobserved entry with probability ``ratio`` (for data where
-        those masks do not fit in :attr:`dense_limit_bytes`).
+        afresh for every mini-batch, each unobserved entry with probability ``ratio`` (on the CPU rounded
+        to a multiple of ``2^-16``; for data where those masks do not fit in :attr:`dense_limit_bytes`).
     epochs
         Maximum number of epochs (outer iterations; the original's ``epochs / step_G``).
     eval_every, patience
