@@ -475,7 +475,7 @@ class CFGAN(TorchRecommender):
     name = "cfgan"
     adversarial = True
     #: Data-parallel under torchrun without DDP: the hand-written gradients are averaged over the ranks
-    #: with ``distributed.all_reduce_mean_`` before each Adam step (see :meth:`_d_step`, :meth:`_g_step`).
+    #: with ``distributed.all_reduce_mean_`` before each Adam step (see :meth:`_update`).
     supports_distributed = True
     uses_ddp = False
     #: Devices where ``precision="bf16"`` is allowed. On the CPU bf16 products are slower than fp32 ones
@@ -1181,7 +1181,7 @@ class CFGAN(TorchRecommender):
                         keep, _ = self._batch_masks(batch, with_zr=False)
                     out = self._scratch("d_fake", len(batch))
                     fake = self._g_forward(batch, self._noise(len(batch)), out=out)[-1].mul_(keep)
-                self._d_step(batch, fake, d_logits[step], adam_d)
+                self._update(adam_d, self._d_grads(batch, fake, d_logits[step]))
                 step += 1
         del fake_all
 
@@ -1203,33 +1203,17 @@ class CFGAN(TorchRecommender):
                         keep, zr = self._batch_masks(batch)
                     z = self._noise(len(batch))
                     d_cond = None if d_cond_all is None else d_cond_all.index_select(0, batch.rows)
-                    self._g_step(batch, keep, zr, z, g_logits[step], zr_sums[step], d_cond, adam_g)
+                    grads = self._g_grads(batch, keep, zr, z, g_logits[step], zr_sums[step], d_cond)
+                    self._update(adam_g, grads)
                     step += 1
         finally:
             self._d_x_t = None
         self._version += 1
         return self._epoch_losses(d_logits, g_logits, zr_sums, n)
 
-    def _d_step(self, batch: _Batch, fake: torch.Tensor, logits: torch.Tensor, adam: _Adam) -> None:
-        """One D update; under torchrun from the gradients averaged over the ranks (one all-reduce)."""
-        grads = self._d_grads(batch, fake, logits)
-        if self._sync:
-            distributed.all_reduce_mean_(grads)
-        adam.step(grads)
-
-    def _g_step(
-        self,
-        batch: _Batch,
-        keep: torch.Tensor,
-        zr: torch.Tensor | None,
-        z: torch.Tensor | None,
-        logits: torch.Tensor,
-        zr_sum: torch.Tensor,
-        d_cond: torch.Tensor | None,
-        adam: _Adam,
-    ) -> None:
-        """One G update; under torchrun from the gradients averaged over the ranks (one all-reduce)."""
-        grads = self._g_grads(batch, keep, zr, z, logits, zr_sum, d_cond)
+    def _update(self, adam: _Adam, grads: list[torch.Tensor]) -> None:
+        """One player's update from its gradients; under torchrun first averaged over the ranks (one
+        all-reduce)."""
         if self._sync:
             distributed.all_reduce_mean_(grads)
         adam.step(grads)
