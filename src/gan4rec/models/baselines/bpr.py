@@ -158,9 +158,12 @@ class BPR(TorchRecommender):
         check_float(self.l2, "l2")
         if self.optimizer not in OPTIMIZERS:
             raise DataError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.optimizer == "sparse_adam" and distributed.current() is not None:
+
+    def _check_distributed(self, ctx: distributed.DistContext, train: Interactions) -> None:
+        if self.optimizer == "sparse_adam":
             raise DataError('bpr: optimizer="sparse_adam" does not train distributed (DDP all-reduces dense '
                             'gradients); use optimizer="adam" with --distributed')
+        super()._check_distributed(ctx, train)
 
     def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
         sparse = self.optimizer == "sparse_adam"
