@@ -23,6 +23,7 @@ from gan4rec.errors import DataError
 from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.models import create
 from gan4rec.models.gan.cfgan import CFGAN, _Adam, _sample_subsets_np
+from gan4rec.models.torch_base import TorchRecommender
 from gan4rec.train.checkpoint import CheckpointStore
 from gan4rec.train.seeding import make_rngs, seeded_init
 
@@ -48,7 +49,7 @@ def _data() -> tuple[Interactions, Interactions]:
     return split.train, split.test
 
 
-def _weights(model: CFGAN) -> dict[str, torch.Tensor]:
+def _weights(model: TorchRecommender) -> dict[str, torch.Tensor]:
     return {f"{name}/{k}": v.clone() for name, m in model.modules_.items() for k, v in m.state_dict().items()}
 
 

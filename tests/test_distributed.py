@@ -297,15 +297,21 @@ result["threads_left"] = native_threads() - before
 '''
 
 
-def test_helpers_and_rank0_checkpoints_under_torchrun(tmp_path: Path) -> None:
-    """all_reduce_mean_ (what CFGAN will call), shard/partition, per-rank seeds, and rank-0-only
-    checkpoints that both ranks resume from bit-identically."""
+def _run_workers(tmp_path: Path, source: str) -> tuple[dict, dict, str]:
+    """Run ``source`` on 2 ranks under torchrun; each rank's ``rank<r>.json`` and the launcher's stderr."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(source)
     proc = subprocess.run(_torchrun(str(script), str(tmp_path)), env=_env(), capture_output=True, text=True,
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    return r0, r1, proc.stderr
+
+
+def test_helpers_and_rank0_checkpoints_under_torchrun(tmp_path: Path) -> None:
+    """all_reduce_mean_ (what CFGAN will call), shard/partition, per-rank seeds, and rank-0-only
+    checkpoints that both ranks resume from bit-identically."""
+    r0, r1, stderr = _run_workers(tmp_path, WORKER)
     assert r0["grads"] == r1["grads"] == [[1.5, 1.5, 1.5], [0.0, 1.5, 3.0, 4.5]]
     assert r0["shard"] == [0, 2, 4, 6] and r1["shard"] == [1, 3, 5, 0]  # padded by wrapping around
     assert r0["partition"] == [0, 2, 4, 6] and r1["partition"] == [1, 3, 5]
@@ -320,7 +326,7 @@ def test_helpers_and_rank0_checkpoints_under_torchrun(tmp_path: Path) -> None:
     # tensors while the interpreter finalizes aborts the process ("terminate called without an active
     # exception"), as it did at times while DDP's lazy imports kept the group alive.
     assert r0["threads_left"] == r1["threads_left"] == 0
-    assert "still referenced" not in proc.stderr
+    assert "still referenced" not in stderr
 
 
 CFGAN_WORKER = r'''
@@ -355,12 +361,7 @@ D.shutdown()
 def test_cfgan_ranks_agree_and_repeat_with_noise_batch_samples_and_padding(tmp_path: Path) -> None:
     """Per-rank noise and per-batch samples, a padded shard: both ranks end with the same weights and
     history (the fit's final check would fail otherwise), and a second fit with the seed repeats the bits."""
-    script = tmp_path / "worker.py"
-    script.write_text(CFGAN_WORKER)
-    proc = subprocess.run(_torchrun(str(script), str(tmp_path)), env=_env(), capture_output=True, text=True,
-                          timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    r0, r1, _ = _run_workers(tmp_path, CFGAN_WORKER)
     assert r0["rows"] % WORLD == 1  # 121 rows: each rank visits 61, one of them padded
     assert r0["same_twice"] and r1["same_twice"]
     assert r0["weights"] == r1["weights"] and r0["history"] == r1["history"]

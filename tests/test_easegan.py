@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cfgan import _data, _weights
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import make_split
@@ -20,17 +21,6 @@ from gan4rec.models.gan.easegan import EASEGAN
 
 TINY = {"hidden": 16, "noise_dim": 4, "d_hidden": 8, "lr": 1e-2, "d_lr": 1e-2, "batch_size": 16,
         "l2": 50.0, "device": "cpu"}
-
-
-def _data() -> tuple[Interactions, Interactions]:
-    data = make_synthetic(80, 50, 1500, n_factors=4, mainstream_share=0.0, random_state=0)
-    split = make_split(data, "random", test_frac=0.2, valid_frac=0.0, random_state=0)
-    assert split.test is not None
-    return split.train, split.test
-
-
-def _weights(model: EASEGAN) -> dict[str, torch.Tensor]:
-    return {f"{name}/{k}": v.clone() for name, m in model.modules_.items() for k, v in m.state_dict().items()}
 
 
 def _ready(params: dict[str, Any], train: Interactions) -> EASEGAN:
