@@ -81,7 +81,7 @@ def _space(model: str, fixed: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_variant(model: str, fixed: dict[str, Any], split: Any, protocol: Any, *, trials: int,
-                 seeds: list[int], stage: str) -> dict[str, Any]:
+                 seeds: list[int], stage: str, valid_repeats: int = 1) -> dict[str, Any]:
     from gan4rec.evaluation.evaluator import evaluate
     from gan4rec.experiment import run_on_split
     from gan4rec.models import create
@@ -89,7 +89,7 @@ def _run_variant(model: str, fixed: dict[str, Any], split: Any, protocol: Any, *
 
     t0 = time.perf_counter()
     tuned = tune(model, split, n_trials=trials, metric=METRIC, ks=protocol.ks, fixed_params=fixed,
-                 search_space=_space(model, fixed), seed=0, device="cpu")
+                 search_space=_space(model, fixed), seed=0, device="cpu", valid_repeats=valid_repeats)
     tune_s = time.perf_counter() - t0
     params = tuned.best_params
     runs, valid_users, test_users = [], [], []
@@ -141,14 +141,41 @@ def _significance(results: dict[str, dict[str, Any]], key: str) -> dict[str, Any
     }
 
 
+def _combine(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[int]]:
+    """Fill ``results`` from the ``--combine`` files (their per-user values as arrays); checks they agree."""
+    info: dict[str, Any] = {}
+    seeds: list[int] = []
+    for path in args.combine:
+        rec = json.loads(path.read_text())
+        same = {"dataset": rec["dataset"].get("split_fingerprint"), "stage": rec["stage"], "trials": rec["trials"],
+                "valid_repeats": rec.get("valid_repeats", 1), "seeds": rec["seeds"]}
+        want = {"dataset": info.get("split_fingerprint", same["dataset"]), "stage": args.stage,
+                "trials": args.trials, "valid_repeats": args.valid_repeats, "seeds": seeds or rec["seeds"]}
+        if same != want:
+            raise SystemExit(f"{path}: {same} does not match {want} (pass the same --stage, --trials, "
+                             "--valid-repeats as the runs)")
+        info, seeds = rec["dataset"], rec["seeds"]
+        for n, r in rec["variants"].items():
+            if "valid_users" not in r:
+                raise SystemExit(f"{path}: variant {n} has no per-user values (written by an older version)")
+            results[n] = {("_" + k if k.endswith("_users") else k): (np.asarray(v) if k.endswith("_users") else v)
+                          for k, v in r.items()}
+    return info, seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="ml100k", choices=["ml100k", "ml-latest-small"])
     ap.add_argument("--trials", type=int, default=10, help="Optuna trials per variant (the same for all)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--stage", default="validation", choices=["validation", "test"])
+    ap.add_argument("--valid-repeats", type=int, default=1,
+                    help="score each trial on this many validation carvings (the same for all variants)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="no runs: merge the variants of these --json files (same dataset, stage, trials, "
+                         "carvings and seeds; e.g. variants run in parallel processes) and test them")
     args = ap.parse_args(argv)
 
     import torch
@@ -161,22 +188,27 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         if n not in VARIANTS:
             raise SystemExit(f"--variants: unknown variant {n!r}; known: {', '.join(VARIANTS)}")
-    split, info, protocol = _split(args.dataset)
-    seeds = list(range(args.seeds))
     results: dict[str, dict[str, Any]] = {}
-    for n in names:
-        model, fixed = VARIANTS[n]
-        results[n] = _run_variant(model, fixed, split, protocol, trials=args.trials, seeds=seeds, stage=args.stage)
-        r = results[n]
-        print(f"{n}: valid {METRIC} {r['valid_mean']:.4f} +- {r['valid_std']:.4f}"
-              + (f", test {r['test_mean']:.4f} +- {r['test_std']:.4f}" if "test_mean" in r else "")
-              + f" ({r['seconds']} s)", flush=True)
+    if args.combine:
+        info, seeds = _combine(args, results)
+    else:
+        split, info, protocol = _split(args.dataset)
+        seeds = list(range(args.seeds))
+        for n in names:
+            model, fixed = VARIANTS[n]
+            results[n] = _run_variant(model, fixed, split, protocol, trials=args.trials, seeds=seeds,
+                                      stage=args.stage, valid_repeats=args.valid_repeats)
+            r = results[n]
+            print(f"{n}: valid {METRIC} {r['valid_mean']:.4f} +- {r['valid_std']:.4f}"
+                  + (f", test {r['test_mean']:.4f} +- {r['test_std']:.4f}" if "test_mean" in r else "")
+                  + f" ({r['seconds']} s)", flush=True)
     sig = {"valid": _significance(results, "_valid_users"), "test": _significance(results, "_test_users")}
 
     command = " ".join([Path(sys.executable).name, *sys.argv])
     print(f"\ncommand: {command}\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; "
           f"torch threads {torch.get_num_threads()}; dataset {args.dataset} ({info.get('n_users')} users, "
-          f"{info.get('n_items')} items); {args.trials} trials, seeds {seeds}, stage {args.stage}")
+          f"{info.get('n_items')} items); {args.trials} trials x {args.valid_repeats} validation carvings, "
+          f"seeds {seeds}, stage {args.stage}")
     ref = results.get("ease")
     print(f"{'variant':26s} {'valid':>8s} {'ratio':>6s} {'test':>8s} {'ratio':>6s} "
           f"{'p_wil(valid)':>12s} {'p_wil(test)':>12s}")
@@ -190,9 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         record = {
             "kind": "issue8-adversarial-vs-ease", "command": command, "dataset": info, "stage": args.stage,
-            "metric": METRIC, "trials": args.trials, "seeds": seeds, "machine": platform.node(),
+            "metric": METRIC, "trials": args.trials, "valid_repeats": args.valid_repeats, "seeds": seeds,
+            "machine": platform.node(),
             "torch_threads": torch.get_num_threads(), "versions": versions(),
-            "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in results.items()},
+            # Per-user values (seed means, in the split's user order) keep their names without the "_".
+            "variants": {n: {k.lstrip("_"): (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
+                         for n, r in results.items()},
             "significance": sig,
         }
         atomic_write_text(args.json, json.dumps(record, indent=1, default=float) + "\n")
