@@ -50,8 +50,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The launcher's environment; its temporary files (torchrun's ``torchelastic_*`` log folders, which it
+    does not remove) go under the test's ``tmp_path`` instead of the system's temporary folder."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+            "TMPDIR": str(tmp)}
 
 
 def _torchrun(*args: str) -> list[str]:
@@ -77,7 +82,7 @@ def _train_2ranks(tmp_path: Path, model: str, params: dict, tag: str) -> tuple[d
     proc = subprocess.run(
         _torchrun("-m", "gan4rec", "train", "--config", str(cfg), "--distributed", "--device", "cpu",
                   "--dist-timeout", "120", "--json", str(out_json), "--save", str(out_model)),
-        env=_env(), capture_output=True, text=True, timeout=600, check=False,
+        env=_env(tmp_path), capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "still referenced" not in proc.stderr  # distributed.shutdown() freed the process group
@@ -220,7 +225,7 @@ def test_a_killed_rank_fails_the_run_cleanly_within_60_s(victim: int, tmp_path: 
         proc = subprocess.Popen(
             _torchrun("-m", "gan4rec", "train", "--config", str(cfg), "--params", '{"patience": null}',
                       "--distributed", "--device", "cpu", "--json", str(out_json)),
-            env=_env(), stdout=sink, stderr=subprocess.STDOUT,
+            env=_env(tmp_path), stdout=sink, stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 240
@@ -301,7 +306,7 @@ def _run_workers(tmp_path: Path, source: str) -> tuple[dict, dict, str]:
     """Run ``source`` on 2 ranks under torchrun; each rank's ``rank<r>.json`` and the launcher's stderr."""
     script = tmp_path / "worker.py"
     script.write_text(source)
-    proc = subprocess.run(_torchrun(str(script), str(tmp_path)), env=_env(), capture_output=True, text=True,
+    proc = subprocess.run(_torchrun(str(script), str(tmp_path)), env=_env(tmp_path), capture_output=True, text=True,
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
