@@ -21,6 +21,11 @@ Wilcoxon signed-rank test and a paired t-test across users, each family Holm-cor
     nice -n 10 python benchmarks/adversarial_vs_ease.py --dataset ml100k --trials 10 --seeds 5 \
         --stage validation --json benchmarks/results/adversarial-ml100k-validation.json
 
+``--valid-repeats N`` scores every trial on the mean of N validation carvings (the committed classic
+configs use 50 trials x 5 carvings). Variants can run in separate processes (one torch thread each, side
+by side); their ``--json`` files keep the per-user values, and ``--combine A.json B.json ...`` (with the
+same ``--stage``, ``--trials`` and ``--valid-repeats``) merges them and runs the tests without fitting.
+
 The table prints the command, the machine, the thread count, and each variant's NDCG@20 as a ratio to
 EASE's in the same run. The headline comparison with EASE through the CLI is
 ``gan4rec compare --models easegan,ease --trials N --seeds 5`` on the same data.
@@ -206,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = " ".join([Path(sys.executable).name, *sys.argv])
     print(f"\ncommand: {command}\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; "
-          f"torch threads {torch.get_num_threads()}; dataset {args.dataset} ({info.get('n_users')} users, "
+          f"torch threads {torch.get_num_threads()}; data {info.get('file') or info.get('train')} "
+          f"({info.get('n_users')} users, "
           f"{info.get('n_items')} items); {args.trials} trials x {args.valid_repeats} validation carvings, "
           f"seeds {seeds}, stage {args.stage}")
     ref = results.get("ease")

@@ -383,24 +383,33 @@ def test_batch_masks_on_the_cpu_draw_each_unobserved_entry_with_its_ratio_on_any
     batch = p.batch(0, train.n_users)
     observed = train.csr().toarray() > 0  # (n_users, n_items)
     draws = {}
-    for threads, pool in ((1, None), (2, ThreadPoolExecutor(1))):
+    # One draw per half (the default at this width) or 4 rows per draw: the same stream, the same bits.
+    for threads, pool, chunk in ((1, None, CFGAN._mask_chunk), (2, ThreadPoolExecutor(1), CFGAN._mask_chunk),
+                                 (1, None, 4 * train.n_items)):
         model._pool = pool
+        model._mask_chunk = chunk
         model.rank_np_rng_ = np.random.default_rng(7)
         keep, zr = (m.numpy().copy() for m in model._batch_masks(batch))  # step buffers: copy them
         d_keep, d_zr = model._batch_masks(batch, with_zr=False)
         assert d_zr is None
-        draws[threads] = (keep, zr, d_keep.numpy().copy())
+        draws[threads, chunk] = (keep, zr, d_keep.numpy().copy())
         if pool is not None:
             pool.shutdown()
-    for a, b in zip(draws[1], draws[2], strict=True):  # the worker thread draws the same bits
-        np.testing.assert_array_equal(a, b)
-    keep, zr, d_keep = draws[1]
+    assert 2 * 4 < train.n_users and CFGAN._mask_chunk > train.n_users * train.n_items
+    for other in list(draws)[1:]:  # the worker thread and smaller draws give the same bits
+        for a, b in zip(draws[1, CFGAN._mask_chunk], draws[other], strict=True):
+            np.testing.assert_array_equal(a, b)
+    keep, zr, d_keep = draws[1, CFGAN._mask_chunk]
     assert set(np.unique(keep)) <= {0.0, 1.0} and set(np.unique(zr)) <= {0.0, 1.0}
     assert (keep[observed] == 1).all() and (zr[observed] == 0).all()  # k holds every real entry, ZR none
     free = ~observed
     assert abs(keep[free].mean() - 0.3) < 0.02 and abs(zr[free].mean() - 0.8) < 0.02
     assert abs(np.corrcoef(keep[free], zr[free])[0, 1]) < 0.05  # PM and ZR drawn independently
     assert not np.array_equal(keep, d_keep)  # the next batch draws afresh
+    model.scheme = "zr"  # without PM, k is the 0/1 rows themselves
+    keep, zr = model._batch_masks(batch)
+    np.testing.assert_array_equal(keep.numpy(), observed.astype(np.float32))
+    assert zr is not None and (zr.numpy()[observed] == 0).all()
 
 
 def test_the_subset_sampler_draws_exact_uniform_subsets_of_unobserved_entries() -> None:

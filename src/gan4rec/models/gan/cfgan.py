@@ -504,6 +504,8 @@ class CFGAN(TorchRecommender):
         "g_l2": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
         "d_l2": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
     }
+    #: Entries per 16-bit draw of the CPU batch masks (:meth:`_cpu_masks`): 256 KB of draws, in cache.
+    _mask_chunk: ClassVar[int] = 2**17
 
     def __init__(
         self,
@@ -1097,8 +1099,8 @@ class CFGAN(TorchRecommender):
         seeds = self.rank_np_rng_.integers(0, 2**63, size=2)
         half = (n + 1) // 2
         # Rows per draw: a multiple of 4, so every draw but a half's last consumes whole 64-bit outputs
-        # and the stream (hence the bits) is the same as one draw per half; ~256 KB of 16-bit draws.
-        chunk = max(4, (2**17 // max(n_cols, 1)) // 4 * 4)
+        # and the stream (hence the bits) is the same as one draw per half.
+        chunk = max(4, (self._mask_chunk // max(n_cols, 1)) // 4 * 4)
 
         def fill(lo: int, hi: int, seed: int) -> None:
             # Flat positions of the real entries within rows lo:hi.
