@@ -1,4 +1,5 @@
-"""The ML-20M-scale benchmark scripts, run on tiny data: they work end to end and report what they claim."""
+"""Benchmark scripts (the ML-20M-scale run, CFGAN speed, the issue-8 comparison), run on tiny data or fake
+records: they work end to end and report what they claim."""
 
 from __future__ import annotations
 
@@ -72,3 +73,57 @@ def test_baselines_child_rows_name_the_failure() -> None:
     assert bench._child_row("slim", proc(-9))["error"] == "killed by SIGKILL (most likely the out-of-memory killer)"
     crash = bench._child_row("bpr", proc(1, "", "Traceback ...\nRuntimeError: boom\n"))
     assert crash["error"] == "failed (exit 1): RuntimeError: boom"
+
+
+def test_cfgan_speed_row_separates_the_epochs_from_the_fit_setup() -> None:
+    """``run_one`` times the whole fit and, from the loop's history, the epochs alone; the FLOP rate of the
+    epochs alone is at least the whole fit's."""
+    from gan4rec.data.synthetic import make_synthetic
+    from gan4rec.models.gan.cfgan import CFGAN
+
+    bench = _module("cfgan_speed")
+    data = make_synthetic(60, 40, 900, random_state=0)
+    model = CFGAN(g_hidden=8, d_hidden=4, g_batch_size=16, d_batch_size=16, epochs=2, device="cpu", random_state=0)
+    row = bench.run_one("tiny", model, data, epochs=2, ceiling=100.0, note="test")
+    assert len(model.history_) == 2
+    assert 0 < row["epoch_s"] <= row["wall_s"] and row["setup_s"] == round(row["wall_s"] - row["epoch_s"], 3)
+    assert row["ratio_epochs"] >= row["ratio"] > 0
+    assert row["steps"] > 0 and row["gflop"] >= 0
+
+
+def _issue8_record(tmp_path: Path, name: str, variants: dict, **over: object) -> Path:
+    rec = {"kind": "issue8-adversarial-vs-ease", "dataset": {"split_fingerprint": "abc", "n_users": 3},
+           "stage": "test", "trials": 2, "valid_repeats": 1, "seeds": [0, 1], "variants": variants, **over}
+    path = tmp_path / name
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_issue8_combine_merges_parallel_runs_and_refuses_mismatched_ones(tmp_path: Path, capsys) -> None:
+    """``--combine`` tests the variants of several ``--json`` files against the candidate from their per-user
+    values, and refuses files from different protocols or without per-user values."""
+    import pytest
+
+    bench = _module("adversarial_vs_ease")
+
+    def variant(valid: list[float], test: list[float]) -> dict:
+        return {"valid_mean": sum(valid) / 3, "valid_std": 0.0, "test_mean": sum(test) / 3, "test_std": 0.0,
+                "valid_users": valid, "test_users": test, "params": {}, "runs": []}
+
+    a = _issue8_record(tmp_path, "a.json", {"easegan": variant([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])})
+    b = _issue8_record(tmp_path, "b.json", {"ease": variant([0.5, 0.5, 0.5], [0.4, 0.4, 0.4])})
+    out = tmp_path / "merged.json"
+    common = ["--stage", "test", "--trials", "2", "--seeds", "2"]
+    assert bench.main([*common, "--combine", str(a), str(b), "--json", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert set(merged["variants"]) == {"easegan", "ease"}
+    assert merged["variants"]["ease"]["test_users"] == [0.4, 0.4, 0.4]  # per-user values kept
+    sig = merged["significance"]["test"]["ease"]
+    assert abs(sig["mean_diff"] - 0.1) < 1e-12 and 0 < sig["wilcoxon_p_holm"] <= 1
+    assert "ease" in capsys.readouterr().out
+    other = _issue8_record(tmp_path, "c.json", {"ease": variant([0.5] * 3, [0.4] * 3)}, valid_repeats=5)
+    with pytest.raises(SystemExit, match="does not match"):
+        bench.main([*common, "--combine", str(a), str(other)])
+    old = _issue8_record(tmp_path, "d.json", {"ease": {"valid_mean": 0.5}})
+    with pytest.raises(SystemExit, match="no per-user values"):
+        bench.main([*common, "--combine", str(a), str(old)])
