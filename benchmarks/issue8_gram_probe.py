@@ -34,7 +34,7 @@ def main() -> int:
 
     from gan4rec.evaluation.evaluator import evaluate
     from gan4rec.experiment import DataSpec, Protocol, load_split
-    from gan4rec.models.baselines.ease import _spd_inverse_inplace
+    from gan4rec.models.baselines.ease import ease_weights_from_gram_
 
     torch.set_num_threads(1)
     spec = DataSpec(train=str(SHARED / "ML100K.train"), test=str(SHARED / "ML100K.test"), format="uir")
@@ -44,11 +44,7 @@ def main() -> int:
     xt = torch.from_numpy(x).float()
 
     def ndcg(g: np.ndarray, l2: float) -> float:
-        p = g + l2 * np.eye(len(g))
-        _spd_inverse_inplace(p)
-        b = -p / np.diag(p)
-        np.fill_diagonal(b, 0.0)
-        bt = torch.from_numpy(b).float()
+        bt = torch.from_numpy(ease_weights_from_gram_(g.copy(), l2))
         ev = evaluate(lambda u: xt[torch.as_tensor(u)] @ bt, split.train, split.valid, ks=(20,), device="cpu")
         return float(ev.metrics["NDCG@20"])
 

@@ -14,7 +14,7 @@ from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
 from gan4rec.models.baselines.knn import BLOCK_BYTES, _check_float, _check_history, _product_blocks
 
-__all__ = ["EASE"]
+__all__ = ["EASE", "ease_weights_from_gram_"]
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,7 @@ class EASE(Recommender):
         p = np.empty((n, n), dtype=np.float64)  # (n_items, n_items): Gram, then its inverse
         for start, block in _product_blocks(x.T.tocsr(), x):
             p[start : start + block.shape[0]] = block
-        p[np.diag_indices(n)] += l2
-        _spd_inverse_inplace(p)
-        # B_ij = -P_ij / P_jj: scale every column by -1 / P_jj, then zero the diagonal.
-        p /= -np.diag(p)[None, :]
-        p[np.diag_indices(n)] = 0.0
-        self.weights_ = p.astype(np.float32)
+        self.weights_ = ease_weights_from_gram_(p, l2)
 
     def score_history(self, history: Any) -> np.ndarray:
         """Scores of every item for users given by their histories, seen in training or not.
@@ -119,6 +114,21 @@ class EASE(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         w = self._expect_shape(arrays, "weights", (self.n_items, self.n_items))
         self.weights_ = np.ascontiguousarray(w, dtype=np.float32)
+
+
+def ease_weights_from_gram_(p: np.ndarray, l2: float) -> np.ndarray:
+    """EASE^R's float32 weights from a float64 C-ordered Gram matrix ``p`` (overwritten: ``p`` ends as B).
+
+    ``B = I - P diag(1 / diag(P))`` with ``P = (G + l2 I)^-1``, i.e. ``B_ij = -P_ij / P_jj`` off the diagonal
+    and 0 on it.
+    """
+    n = len(p)
+    p[np.diag_indices(n)] += l2
+    _spd_inverse_inplace(p)
+    # B_ij = -P_ij / P_jj: scale every column by -1 / P_jj, then zero the diagonal.
+    p /= -np.diag(p)[None, :]
+    p[np.diag_indices(n)] = 0.0
+    return p.astype(np.float32)
 
 
 def _spd_inverse_inplace(a: np.ndarray) -> None:
