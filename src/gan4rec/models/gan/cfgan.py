@@ -859,7 +859,7 @@ class CFGAN(TorchRecommender):
         for layer in range(top):
             last = layer == len(self._gw) - 1
             a = _addmm(self._gb[layer + 1], acts[-1], self._gw[layer], self._low, out=out if last else None)
-            acts.append(a if layer == len(self._gw) - 1 else _activate_(a, self.g_activation))
+            acts.append(a if last else _activate_(a, self.g_activation))
         return acts
 
     def _d_condition(self, batch: _Batch) -> torch.Tensor:
@@ -949,8 +949,8 @@ class CFGAN(TorchRecommender):
         """
         n = len(batch)
         dev = self.device_
-        widths = [*self._layers(self.g_hidden, "g_hidden"), self._n_cols]
-        acts = [torch.empty((n, w), device=dev) for w in widths[:-1]] + [self._scratch("g_out", n)]
+        hidden = self._layers(self.g_hidden, "g_hidden")
+        acts = [torch.empty((n, w), device=dev) for w in hidden] + [self._scratch("g_out", n)]
         grad = self._scratch("g_grad", n)  # d loss / d out
         sq = self._scratch("g_sq", n) if zr is not None and self.alpha else None
         cond = self._d_condition(batch) if d_cond is None else d_cond
