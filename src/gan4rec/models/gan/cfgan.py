@@ -1110,7 +1110,7 @@ class CFGAN(TorchRecommender):
                 part = real[lo:hi].numpy()
                 part.fill(0.0)
                 part.reshape(-1)[flat] = 1.0
-            gen = np.random.Generator(np.random.PCG64(seed))
+            gen = np.random.PCG64(seed)  # raw 64-bit outputs only
             for ratio, mask, value in zip(ratios, masks, (1.0, 0.0), strict=True):
                 if ratio is None or mask is None:
                     continue
@@ -1118,7 +1118,7 @@ class CFGAN(TorchRecommender):
                 threshold = round(ratio * 65536)
                 for s in range(0, hi - lo, chunk):
                     block = part[s : s + chunk]
-                    bits = gen.bit_generator.random_raw((block.size + 3) // 4).view(np.uint16)
+                    bits = gen.random_raw((block.size + 3) // 4).view(np.uint16)
                     np.less(bits[: block.size].reshape(block.shape), threshold, out=block, casting="unsafe")
                 # PM: drawn or real (k); ZR: drawn and not real.
                 part.reshape(-1)[flat] = value
