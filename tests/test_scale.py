@@ -86,7 +86,8 @@ def test_cfgan_speed_row_separates_the_epochs_from_the_fit_setup() -> None:
     model = CFGAN(g_hidden=8, d_hidden=4, g_batch_size=16, d_batch_size=16, epochs=2, device="cpu", random_state=0)
     row = bench.run_one("tiny", model, data, epochs=2, ceiling=100.0, note="test")
     assert len(model.history_) == 2
-    assert 0 < row["epoch_s"] <= row["wall_s"] and row["setup_s"] == round(row["wall_s"] - row["epoch_s"], 3)
+    assert 0 < row["epoch_s"] <= row["wall_s"]
+    assert abs(row["setup_s"] - (row["wall_s"] - row["epoch_s"])) <= 0.0015  # each field rounded to 1 ms
     assert row["ratio_epochs"] >= row["ratio"] > 0
     assert row["steps"] > 0 and row["gflop"] >= 0
 
