@@ -33,6 +33,11 @@ Usage::
     python benchmarks/cfgan_speed.py --device cuda --precision fp32 --precision bf16 --only ml-20m --ml20m-rows 1
     python benchmarks/cfgan_speed.py --threads 2      # both cores (on an otherwise idle machine)
     python benchmarks/cfgan_speed.py --only paper --repeats 3 --json benchmarks/results/cfgan-speed.json
+    python benchmarks/cfgan_speed.py --only paper --threads 2 --profile-epochs 10   # where the time goes
+
+``--profile-epochs N`` adds a paper run of N epochs under ``torch.profiler``: the self times of its ops,
+summed by kind (matrix products, Adam, sparse gathers, other ops, time outside torch ops) and projected
+to the full run. Products plus Adam alone are a floor for any run built on the same torch kernels.
 
 Measure on a quiet machine: the script prints the load average before and after each run. With
 ``--threads 2`` training and the ``torch.mm`` ceiling both run torch's kernels on two intra-op threads.
@@ -210,7 +215,62 @@ def _paper(args: argparse.Namespace, ceilings: dict[str, float]) -> list[dict[st
         row["seed"] = r
         rows.append(row)
         _print_row(row)
+    if args.profile_epochs:
+        for precision in args.precision:
+            model = create("cfgan", {**params, "precision": precision, "epochs": args.profile_epochs}, random_state=0)
+            rows.append(_kernel_times(model, train, int(params["epochs"])))
     return rows
+
+
+#: torch.profiler op names by what they do in a CFGAN step
+_KINDS = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::addmm_"),
+    "Adam (one fused kernel per player)": ("aten::_fused_adam_",),
+    "sparse first-layer gathers": ("aten::_embedding_bag_forward_only", "aten::_embedding_bag", "aten::embedding_bag"),
+}
+
+
+def _kernel_times(model: Any, train: Any, epochs: int) -> dict[str, Any]:
+    """Where a paper run's time goes: a short run under ``torch.profiler``, projected to ``epochs``.
+
+    Each op's self time (the kernel, without its children) is summed by kind; "outside torch ops" is the
+    wall time minus all self times (Python, the loop, the profiler's own overhead). The products plus
+    Adam, projected, bound from below any run that executes the same products and Adam update with
+    torch's kernels, whatever it does around them.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    n = int(model.epochs)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t = time.perf_counter()
+        model.fit(train)
+        wall = time.perf_counter() - t
+    self_s: dict[str, float] = {}
+    for e in prof.key_averages():
+        self_s[e.key] = self_s.get(e.key, 0.0) + e.self_cpu_time_total / 1e6
+    kinds = {k: sum(self_s.get(op, 0.0) for op in ops) for k, ops in _KINDS.items()}
+    kinds["other torch ops"] = sum(self_s.values()) - sum(kinds.values())
+    # The one-time setup of fit (weight init, layouts; mostly outside torch ops) is not projected.
+    setup = wall - float(sum(h["seconds"] for h in model.history_))
+    kinds["outside torch ops"] = wall - setup - sum(self_s.values())
+    scale = epochs / n
+    row = {
+        "run": "paper-profile",
+        "note": f"{n} epochs under torch.profiler, projected to {epochs}",
+        "profiled_epochs": n,
+        "wall_s": round(wall, 3),
+        "setup_s": round(setup, 3),
+        "projected_s": {k: v * scale for k, v in kinds.items()},
+        "floor_s": (kinds["matrix products"] + kinds["Adam (one fused kernel per player)"]) * scale,
+        "top_ops_s": {k: round(v, 4) for k, v in sorted(self_s.items(), key=lambda kv: -kv[1])[:12]},
+    }
+    total = sum(row["projected_s"].values())
+    print(f"  paper, {n} epochs under torch.profiler: {wall:.2f} s (setup {setup:.2f} s, not projected); "
+          f"the epochs projected to {epochs}: {total:.1f} s")
+    for k, v in row["projected_s"].items():
+        print(f"    {k}: {v:.1f} s ({v / total:.0%})")
+    print(f"    products + Adam alone: {row['floor_s']:.1f} s (a floor for these kernels; the target is 60 s)")
+    return row
 
 
 def _synthetic(args: argparse.Namespace, ceilings: dict[str, float], size: str) -> list[dict[str, Any]]:
@@ -273,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeats", type=int, default=1, help="paper runs (seeds 0..N-1); report the best")
     p.add_argument("--only", choices=["paper", "ml-1m", "ml-20m"], action="append", help="run only these")
+    p.add_argument(
+        "--profile-epochs",
+        type=int,
+        default=0,
+        help="also run this many paper epochs under torch.profiler and project the kernel times (default off)",
+    )
     p.add_argument("--ml20m-rows", type=float, default=0.05, help="share of users in the ML-20M-size epoch")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where CFGAN trains (default cpu)")
     p.add_argument(
@@ -316,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if r["run"] == "paper-profile":
+            continue
         print(
             f"| {r['run']} | {r['device']} | {r['precision']} | {r['note']} | {r['rows']} x {r['cols']} | "
             f"{r['steps']} | {r['wall_s']:.1f} | "
