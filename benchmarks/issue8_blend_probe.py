@@ -7,8 +7,9 @@ models' scores, ``z`` standardising each user's scores over all items, for bases
 for second models CFGAN (the tuned config and the paper replica) and, as controls, BPR-MF, Mult-VAE,
 iALS and EASE. Every model uses its committed config (``configs/<model>-ml100k.toml``) with seed 0 and is
 fitted on the train part of each validation carving (the CFGAN ML-100K split, 20% of each user's train
-items, seeds 42..42+carvings-1); the torch models early-stop on that same validation part, so their
-curves are optimistic, the GAN's as much as the controls'. Test is never read. The blend weight is
+items, seeds 42..42+carvings-1); the models trained in the shared loop (iALS, BPR-MF, Mult-VAE, CFGAN)
+validate on that same validation part (early stopping, best epoch kept), so their curves are optimistic,
+the GANs' as much as the controls'. Test is never read. The blend weight is
 chosen on the same validation data, so every gain printed is an upper bound.
 
     python benchmarks/issue8_blend_probe.py --carvings 5 --json benchmarks/results/issue8-blend-probe.json

@@ -92,9 +92,9 @@ def test_cfgan_speed_row_separates_the_epochs_from_the_fit_setup() -> None:
     assert row["steps"] > 0 and row["gflop"] >= 0
 
 
-def test_cfgan_speed_kernel_breakdown_accounts_for_the_epochs() -> None:
-    """The profiled run's kinds (products, Adam, gathers, other ops, outside ops) add up to the epochs' time,
-    projected by epochs / profiled epochs; the floor is products plus Adam, and both are seen."""
+def test_cfgan_speed_kernel_breakdown_names_the_ops_cfgan_runs() -> None:
+    """Every kind the breakdown names (products, Adam, sparse gathers) is found among the ops a CFGAN fit
+    runs, so a renamed torch op cannot silently drop out of the floor; the floor is products plus Adam."""
     from gan4rec.data.synthetic import make_synthetic
     from gan4rec.models.gan.cfgan import CFGAN
 
@@ -104,9 +104,8 @@ def test_cfgan_speed_kernel_breakdown_accounts_for_the_epochs() -> None:
     row = bench._kernel_times(model, data, 10)
     proj = row["projected_s"]
     assert set(proj) == {*bench._KINDS, "other torch ops", "outside torch ops"}
-    epochs_s = sum(h["seconds"] for h in model.history_)
-    assert math.isclose(sum(proj.values()), epochs_s * 5, rel_tol=0.01, abs_tol=0.05)
-    assert proj["matrix products"] > 0 and proj["Adam (one fused kernel per player)"] > 0
+    for kind in bench._KINDS:
+        assert proj[kind] > 0, kind
     assert math.isclose(row["floor_s"], proj["matrix products"] + proj["Adam (one fused kernel per player)"])
 
 
