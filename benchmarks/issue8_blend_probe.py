@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAN4REC_SHARED", ROOT.parent / "shared")) / "datasets" / "cfgan-ml100k"
 #: registry name and config file of each model the probe fits
-MODELS = {
+FITS = {
     "ease": ("ease", "ease-ml100k.toml"),
     "ials": ("ials", "ials-ml100k.toml"),
     "bpr": ("bpr", "bpr-ml100k.toml"),
@@ -70,7 +70,7 @@ def main() -> int:
     spec = DataSpec(train=str(SHARED / "ML100K.train"), test=str(SHARED / "ML100K.test"), format="uir")
     # curves[base][other][carving] = valid NDCG@20 at each blend weight
     curves: dict[str, dict[str, list[list[float]]]] = {b: {} for b in BASES}
-    alone: dict[str, list[float]] = {name: [] for name in MODELS}  # each model's own valid NDCG@20
+    alone: dict[str, list[float]] = {name: [] for name in FITS}  # each model's own valid NDCG@20
     for c in range(args.carvings):
         split, _ = load_split(spec, Protocol(ks=(20,), metric="NDCG@20", split_seed=42 + c))
         users = np.arange(split.train.n_users)
@@ -81,7 +81,7 @@ def main() -> int:
             return float(ev.metrics["NDCG@20"])
 
         scores = {}
-        for name, (model, config) in MODELS.items():
+        for name, (model, config) in FITS.items():
             t0 = time.perf_counter()
             with open(ROOT / "configs" / config, "rb") as f:
                 params = tomllib.load(f)["params"]
@@ -92,7 +92,7 @@ def main() -> int:
             print(f"carving {42 + c}: {name} valid NDCG@20 {alone[name][-1]:.4f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         for base in BASES:
-            for other in MODELS:
+            for other in FITS:
                 if other != base:
                     curve = [ndcg((1 - w) * scores[base] + w * scores[other]) for w in WEIGHTS]
                     curves[base].setdefault(other, []).append(curve)

@@ -101,12 +101,13 @@ def test_cfgan_speed_kernel_breakdown_names_the_ops_cfgan_runs() -> None:
     bench = _module("cfgan_speed")
     data = make_synthetic(60, 40, 900, random_state=0)
     model = CFGAN(g_hidden=8, d_hidden=4, g_batch_size=16, d_batch_size=16, epochs=2, device="cpu", random_state=0)
-    row = bench._kernel_times(model, data, 10)
+    row = bench._kernel_times("tiny", model, data, 10)
     proj = row["projected_s"]
+    assert row["run"] == "tiny-profile"
     assert set(proj) == {*bench._KINDS, "other torch ops", "outside torch ops"}
     for kind in bench._KINDS:
         assert proj[kind] > 0, kind
-    assert math.isclose(row["floor_s"], proj["matrix products"] + proj["Adam (one fused kernel per player)"])
+    assert math.isclose(row["floor_s"], proj[bench._PRODUCTS] + proj[bench._ADAM])
 
 
 def _issue8_record(tmp_path: Path, name: str, variants: dict, **over: object) -> Path:
