@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +40,11 @@ __all__ = [
     "assemble",
     "check_exists",
     "check_read_args",
+    "data_error",
     "encode_ids",
+    "is_rust_panic",
+    "one_line",
+    "printable",
     "resolve_columns",
     "validate_rows",
 ]
@@ -78,6 +83,43 @@ _DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "timestamp": ("timestamp", "ts", "unixtime", "unixtimestamp"),
 }
 UIR_SUFFIXES = (".train", ".test", ".txt", ".base", ".uir", ".valid", ".val")
+
+
+
+# -------------------------------------------------------------------------------- messages
+def one_line(error: BaseException) -> str:
+    """The first paragraph of ``error``'s message on one line, for a one-line :class:`DataError`.
+
+    polars' messages run over several paragraphs (hints, backtraces) and may quote file content with its
+    newlines; those are shown as ``\\n`` and the text is cut at 200 characters. The whole message stays
+    reachable as the new error's ``__cause__`` (``raise ... from error``).
+    """
+    first = re.split(r"\n\s*\n", str(error).strip(), maxsplit=1)[0].strip()
+    first = first.replace("\r", "\\r").replace("\n", "\\n")
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return first or type(error).__name__
+
+
+def is_rust_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a panic inside polars' Rust code, which pyo3 raises as ``PanicException``.
+
+    That class derives from :class:`BaseException` (``except Exception`` misses it) and is not importable
+    cleanly, so it is matched by name.
+    """
+    return type(error).__name__ == "PanicException"
+
+
+def printable(name: str) -> str:
+    """A column name as it can appear in a one-line message (quoted and escaped when it holds a newline)."""
+    return name if name.isprintable() else repr(name)
+
+
+def data_error(message: str, cli_message: str | None = None) -> DataError:
+    """A :class:`DataError`, with the same error worded for the command line when that differs."""
+    error = DataError(message)
+    error.cli_message = cli_message
+    return error
 
 
 # -------------------------------------------------------------------------------- reports
@@ -224,15 +266,17 @@ def resolve_columns(
                 raise DataError(f"columns[{role!r}]={value!r}; expected a column name or a 0-based position")
             if isinstance(value, str):
                 if names is None:
-                    raise DataError(
+                    raise data_error(
                         f"columns[{role!r}]={value!r} names a column, but {path} is read without a header; "
-                        "pass a 0-based position instead"
+                        "pass a 0-based position instead",
+                        f"--columns {role}={value} names a column, but {path} is read without a header row; "
+                        "for a file with one, pass --format csv or --format tsv",
                     )
                 if value in names:
                     out[role] = names.index(value)
                 else:
                     raise DataError(
-                        f"{path} has no column {value!r} for the {role} (columns: {', '.join(names)})"
+                        f"{path} has no column {value!r} for the {role} (columns: {_column_list(names)})"
                     )
             else:
                 if not 0 <= value < max(n_fields, 1):
@@ -253,14 +297,29 @@ def resolve_columns(
                 out[role] = default
     for role in ("user", "item"):
         if role not in out:
-            raise DataError(
-                f"{path} has no recognisable {role} column (columns: {', '.join(names or [])}); "
-                f"pass columns={{'{role}': <name or position>}}"
-            )
+            raise _missing_role(path, role, names, n_fields)
     positions = list(out.values())
     if len(set(positions)) != len(positions):
         raise DataError(f"columns map two roles to the same column of {path}: {out}")
     return out
+
+
+def _column_list(names: Sequence[str]) -> str:
+    return ", ".join(printable(n) for n in names)
+
+
+def _missing_role(path: Path, role: str, names: list[str] | None, n_fields: int) -> DataError:
+    """The error for a file where no column was found for ``role``, in Python's and the CLI's words."""
+    if names is not None:
+        found = f"{path} has no recognisable {role} column (columns: {_column_list(names)})"
+        return data_error(
+            f'{found}; name it with columns={{"{role}": "COL"}}', f"{found}; name it with --columns {role}=COL"
+        )
+    found = f"{path} has no {role} field (its rows have {n_fields} field(s) and no header row is read)"
+    return data_error(
+        f'{found}; give its 0-based position with columns={{"{role}": POSITION}}, or header=True',
+        f"{found}; for a file with a header row, pass --format csv or --format tsv",
+    )
 
 
 # -------------------------------------------------------------------------------- validation
@@ -502,9 +561,11 @@ def assemble(
         kept = []
         for t in tables:
             if t.ratings is None:
-                raise DataError(
+                raise data_error(
                     f"min_rating={min_rating} needs ratings, but no rating column was read from {t.path}; "
-                    "pass columns={'rating': ...} or min_rating=None"
+                    "pass columns={'rating': ...} or min_rating=None",
+                    f"--min-rating {min_rating} needs ratings, but no rating column was read from {t.path}; "
+                    "pass --columns rating=COL or leave out --min-rating",
                 )
             t2 = t.take(t.ratings >= min_rating)
             if len(t2) == 0:

@@ -21,6 +21,8 @@ from gan4rec.data.io.common import (
     Spec,
     Table,
     check_exists,
+    is_rust_panic,
+    one_line,
     resolve_columns,
     validate_rows,
 )
@@ -50,7 +52,7 @@ def _read_source(path: Path, encoding: str) -> bytes:
     try:
         return data.decode(encoding).encode("utf-8")
     except (LookupError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} cannot be decoded as {encoding!r} ({e})") from e
+        raise DataError(f"{path} cannot be decoded as {encoding!r} ({one_line(e)})") from e
 
 
 def _split_lines(path: Path, data: bytes, encoding: str) -> pl.Series:
@@ -61,7 +63,7 @@ def _split_lines(path: Path, data: bytes, encoding: str) -> pl.Series:
         raise DataError(
             f"{path} is not valid UTF-8 text; pass encoding= (for example 'latin-1') to read it"
             if _is_utf8(encoding)
-            else f"{path} could not be decoded ({e})"
+            else f"{path} could not be decoded ({one_line(e)})"
         ) from e
     lines = text.str.split("\n").explode()
     if len(lines) and lines[-1] == "":
@@ -184,6 +186,10 @@ def _native_fields(path: Path, data: bytes, *, sep: str, header: bool, offset: i
         )
     except pl.exceptions.PolarsError:
         return None  # ragged rows (too many fields): the line splitter reports them exactly
+    except BaseException as e:
+        if not is_rust_panic(e):
+            raise
+        return None  # a parser panic (odd bytes): the line splitter reads the file its own way
     # polars keeps blank lines as all-null records, so every line is a record; if not, do not guess.
     if df.width == 0 or len(df) + int(header) != n_lines:
         return None
@@ -210,7 +216,11 @@ def _csv_fields(path: Path, data: bytes, *, sep: str, header: bool, encoding: st
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as e:
-        raise DataError(f"{path} could not be parsed as {sep!r}-separated text ({e})") from e
+        raise DataError(f"{path} could not be parsed as {sep!r}-separated text ({one_line(e)})") from e
+    except BaseException as e:
+        if not is_rust_panic(e):
+            raise
+        raise DataError(f"{path} could not be parsed as {sep!r}-separated text (the parser failed)") from e
     names = [c.strip() for c in df.columns] if header else None
     if df.width == 0:
         frame = pl.DataFrame(schema={"_key": pl.Int64, "_nf": pl.Int64})
@@ -222,6 +232,7 @@ def _csv_fields(path: Path, data: bytes, *, sep: str, header: bool, encoding: st
 def text_spec(
     fmt: str, sep: str | None, header: bool | None, columns: ColumnSpec | None, encoding: str
 ) -> Spec:
+    """How a file of format ``fmt`` is read, with the format's default separator and header filled in."""
     if fmt == "csv":
         return Spec(
             "csv", "," if sep is None else sep, True if header is None else header, columns, encoding

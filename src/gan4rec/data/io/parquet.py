@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -12,6 +14,8 @@ from gan4rec.data.io.common import (
     OnBadRows,
     Spec,
     Table,
+    is_rust_panic,
+    one_line,
     resolve_columns,
     validate_rows,
 )
@@ -19,11 +23,27 @@ from gan4rec.errors import DataError
 
 __all__ = ["read_parquet_table"]
 
-def read_parquet_table(path: Path, spec: Spec, on_bad_rows: OnBadRows) -> Table:
+_T = TypeVar("_T")
+
+
+def _guarded(path: Path, read: Callable[[], _T]) -> _T:
+    """Run one polars read of ``path``, its failures on a corrupt file turned into a one-line DataError.
+
+    A damaged data page can make polars' decoder panic (``PanicException``, a :class:`BaseException`)
+    rather than raise; both are caught, and the original stays the DataError's ``__cause__``.
+    """
     try:
-        schema = pl.read_parquet_schema(path)
+        return read()
     except (pl.exceptions.PolarsError, OSError) as e:
-        raise DataError(f"{path} is not a readable parquet file ({e})") from e
+        raise DataError(f"{path} is not a readable parquet file ({one_line(e)})") from e
+    except BaseException as e:
+        if not is_rust_panic(e):
+            raise
+        raise DataError(f"{path} is not a readable parquet file (corrupt data: the decoder failed)") from e
+
+def read_parquet_table(path: Path, spec: Spec, on_bad_rows: OnBadRows) -> Table:
+    """Read and validate the columns of a parquet file that ``spec`` maps to roles into a :class:`Table`."""
+    schema = _guarded(path, lambda: pl.read_parquet_schema(path))
     names = list(schema)
     positions = resolve_columns(path, spec.columns, names, len(names))
     raw_names = {role: names[p] for role, p in positions.items()}
@@ -35,7 +55,8 @@ def read_parquet_table(path: Path, spec: Spec, on_bad_rows: OnBadRows) -> Table:
                 f"{path}: {source_names[role]} (the {role} ids) has dtype {dtype}; "
                 "expected integers or strings (ids never pass through float)"
             )
-    df = pl.read_parquet(path, columns=list(raw_names.values())).rename({v: k for k, v in raw_names.items()})
+    df = _guarded(path, lambda: pl.read_parquet(path, columns=list(raw_names.values())))
+    df = df.rename({v: k for k, v in raw_names.items()})
     casts = []
     for role in ("user", "item"):
         dtype = df.schema[role]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from gan4rec.artifacts import atomic_write_bytes, fsync_dir
+from gan4rec.artifacts import atomic_path, atomic_write_bytes
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
-from gan4rec.data.io.common import UIR_SUFFIXES, WRITE_FORMATS
+from gan4rec.data.io.common import UIR_SUFFIXES, WRITE_FORMATS, data_error
 from gan4rec.errors import DataError
 
 __all__ = ["write_interactions", "write_recommendations"]
@@ -36,6 +35,28 @@ def _write_format(path: Path, fmt: str | None) -> str:
         f"cannot infer the output format of {path} from its suffix {suffix or 'none'!r}; "
         f"pass format= one of {', '.join(WRITE_FORMATS)}"
     )
+
+
+_RECOMMENDATION_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv"}
+
+
+def _recommendation_format(path: Path, fmt: str | None) -> str:
+    """The format of a recommendations file: ``fmt``, or the one its extension names."""
+    if fmt is not None:
+        if fmt not in ("csv", "tsv", "parquet"):
+            raise DataError(f"format={fmt!r}; recommendations are written as 'csv', 'tsv' or 'parquet'")
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix not in _RECOMMENDATION_SUFFIXES:
+        found = f"the extension {suffix!r}" if suffix else "no extension"
+        *others, last = _RECOMMENDATION_SUFFIXES
+        accepted = f"{', '.join(others)} or {last}"
+        raise data_error(
+            f"cannot write recommendations to {path}: it has {found}; use a name ending in {accepted}, "
+            "or pass format='csv', 'tsv' or 'parquet'",
+            f"--out {path}: it has {found}; recommendations are written to a file ending in {accepted}",
+        )
+    return _RECOMMENDATION_SUFFIXES[suffix]
 
 
 def _id_series(idmap: IdMap, idx: np.ndarray, name: str) -> pl.Series:
@@ -136,12 +157,13 @@ def write_recommendations(
     """Stream top-k lists to a csv/tsv/parquet file of ``user, item, rank, score`` rows, atomically.
 
     Batches are written as they come (memory stays one batch), into a temporary file in the same folder
-    that replaces ``path`` only once complete and fsynced.
+    that replaces ``path`` only once complete and fsynced (:func:`gan4rec.artifacts.atomic_path`). The
+    file gets the mode a plain ``open()`` would give it, so the umask decides who may read it.
 
     Parameters
     ----------
     path
-        Destination (``.csv``, ``.tsv`` or ``.parquet``, or say ``format=``).
+        Destination (``.csv``, ``.tsv``, ``.parquet`` or ``.pq``, or say ``format=``).
     batches
         ``(users, items, scores)`` per batch: user indices ``(n,)``, item indices ``(n, k)`` best first, and
         their scores ``(n, k)``, as from ``model.recommend``. Item ``-1`` (padding) is left out.
@@ -154,20 +176,20 @@ def write_recommendations(
     -------
     int
         Number of rows written. ``rank`` is 1-based.
+
+    Raises
+    ------
+    DataError
+        If the extension (or ``format``) is not one of those above; the error's ``cli_message`` says the
+        same for ``--out``.
     """
     target = Path(path)
-    fmt = _write_format(target, format)
-    if fmt == "uir":
-        raise DataError(f"{target}: recommendations are written as csv, tsv or parquet, not uir")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    fmt = _recommendation_format(target, format)
     empty = _recommendation_frame(
         np.zeros(0, np.int64), np.zeros((0, 1), np.int64), np.zeros((0, 1)), user_map, item_map
     )
     n_rows = 0
-    try:
+    with atomic_path(target) as tmp:
         if fmt == "parquet":
             import pyarrow.parquet as pq  # the one writer that appends row groups batch by batch
 
@@ -184,11 +206,4 @@ def write_recommendations(
                     frame = _recommendation_frame(users, items, scores, user_map, item_map)
                     frame.write_csv(f, separator=sep, include_header=False, line_terminator="\n")
                     n_rows += len(frame)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
     return n_rows
