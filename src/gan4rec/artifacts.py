@@ -8,7 +8,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from gan4rec.errors import ArtifactError, MissingInputError
 
 __all__ = [
     "FORMAT_VERSION",
+    "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
     "fsync_dir",
@@ -59,31 +61,49 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success it is fsynced and renamed over ``path``.
+
+    For writers that need a file name rather than bytes (a streaming Parquet or CSV writer). The file gets
+    the mode a plain ``open()`` would give it (:func:`new_file_mode`); on any error it is removed and the
+    old ``path``, if any, is left as it was.
+
+    Examples
+    --------
+    >>> with atomic_path("out.csv") as tmp:  # doctest: +SKIP
+    ...     frame.write_csv(tmp)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # The mode is set once the writer is done: mkstemp's 0o600 lets it (re)open the file by name.
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync folder.
 
     A crash at any point leaves either the old file or the new one, never a partial one. The file gets
     the mode a plain ``open()`` would give it (:func:`new_file_mode`).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(target.parent)
-    return target
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

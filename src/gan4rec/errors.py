@@ -16,6 +16,9 @@ class Gan4recError(Exception):
 class DataError(Gan4recError, ValueError):
     """Input data is malformed: a bad row, an empty file, an unknown id, a wrong shape."""
 
+    cli_message: str | None = None
+    """The same error worded for the command line (``--columns item=COL`` for ``columns={"item": "COL"}``)."""
+
 
 class MissingInputError(Gan4recError, FileNotFoundError):
     """An input file or dataset is not where it was looked for (and cannot be downloaded)."""

@@ -205,33 +205,13 @@ def generate_synthetic(
         min_user_interactions, rating_probs, start_time, time_span,
     )
     rng = np.random.default_rng(random_state)
-    k = n_factors
-
-    # ---- items: clusters, popularity, genres
-    cluster_share = rng.dirichlet(np.full(k, 2.0))  # (k,) uneven cluster sizes
-    item_cluster = rng.choice(k, size=n_items, p=cluster_share).astype(np.int32)  # (n_items,)
-    popularity = np.empty(n_items, dtype=np.float64)
-    x = np.arange(n_items) / n_items  # (n_items,) popularity rank as a share of the catalogue
-    popularity[rng.permutation(n_items)] = (x + popularity_offset) ** -popularity_alpha * np.exp(
-        -popularity_decay * x
+    item_cluster, popularity, genres, pool, cluster_mass = _catalogue(
+        rng, n_items, n_factors, n_genres, popularity_alpha, popularity_offset, popularity_decay,
+        cluster_overlap,
     )
-    popularity /= popularity.sum()
-    genres = _item_genres(rng, item_cluster, k, n_genres)  # (n_items, n_genres)
-
-    # Pool of (component, item, weight): primary memberships, secondary ones, and the mainstream
-    # component k that holds every item.
-    second = rng.random(n_items) < cluster_overlap
-    second_cluster = (item_cluster + rng.integers(1, max(k, 2), size=n_items)) % k  # != primary when k > 1
-    sec_items = np.flatnonzero(second & (second_cluster != item_cluster))
-    pool_comp = np.concatenate([item_cluster, second_cluster[sec_items], np.full(n_items, k, np.int32)])
-    pool_item = np.concatenate([np.arange(n_items), sec_items, np.arange(n_items)]).astype(np.int32)
-    pool_w = np.concatenate([popularity, 0.5 * popularity[sec_items], popularity])
-    pool = _CumulativeTable(pool_comp, pool_item, pool_w, k + 1)
-
     # ---- users: activity, taste mixtures over the k clusters + a mainstream share
     cap = int(_MAX_USER_SHARE * n_items)
     counts = _user_counts(rng, n_users, n_interactions, min_per_user, cap, activity_sigma)  # (n_users,)
-    cluster_mass = np.bincount(pool_comp[:-n_items], weights=pool_w[:-n_items], minlength=k)  # (k,)
     taste = _tastes(rng, counts, cluster_mass / cluster_mass.sum(), taste_concentration)  # (n_users, k)
     mainstream = _mainstream(rng, n_users, mainstream_share)  # (n_users,)
     # (n_users, k + 1): the k taste components, then the mainstream one
@@ -332,6 +312,36 @@ class _CumulativeTable:
         # Rounding at a component's upper end could step into the next one: clamp back.
         np.clip(pos, self.start[comp], self.end[comp] - 1, out=pos)
         return self.value[pos]
+
+
+def _catalogue(
+    rng: np.random.Generator, n_items: int, k: int, n_genres: int, alpha: float, offset: float,
+    decay: float, overlap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _CumulativeTable, np.ndarray]:
+    """The items' latent side: clusters, popularity, genres and the table draws pick items from.
+
+    Returns ``item_cluster`` ``(n_items,)`` int32, ``popularity`` ``(n_items,)`` (sums to 1), ``genres``
+    ``(n_items, n_genres)`` uint8, the pool of (component, item, weight) entries (primary memberships,
+    secondary ones, and the mainstream component ``k`` that holds every item) and each taste cluster's
+    popularity mass ``(k,)``.
+    """
+    cluster_share = rng.dirichlet(np.full(k, 2.0))  # (k,) uneven cluster sizes
+    item_cluster = rng.choice(k, size=n_items, p=cluster_share).astype(np.int32)  # (n_items,)
+    popularity = np.empty(n_items, dtype=np.float64)
+    x = np.arange(n_items) / n_items  # (n_items,) popularity rank as a share of the catalogue
+    popularity[rng.permutation(n_items)] = (x + offset) ** -alpha * np.exp(-decay * x)
+    popularity /= popularity.sum()
+    genres = _item_genres(rng, item_cluster, k, n_genres)  # (n_items, n_genres)
+
+    second = rng.random(n_items) < overlap
+    second_cluster = (item_cluster + rng.integers(1, max(k, 2), size=n_items)) % k  # != primary when k > 1
+    sec_items = np.flatnonzero(second & (second_cluster != item_cluster))
+    pool_comp = np.concatenate([item_cluster, second_cluster[sec_items], np.full(n_items, k, np.int32)])
+    pool_item = np.concatenate([np.arange(n_items), sec_items, np.arange(n_items)]).astype(np.int32)
+    pool_w = np.concatenate([popularity, 0.5 * popularity[sec_items], popularity])
+    pool = _CumulativeTable(pool_comp, pool_item, pool_w, k + 1)
+    cluster_mass = np.bincount(pool_comp[:-n_items], weights=pool_w[:-n_items], minlength=k)  # (k,)
+    return item_cluster, popularity, genres, pool, cluster_mass
 
 
 def _item_genres(rng: np.random.Generator, item_cluster: np.ndarray, k: int, n_genres: int) -> np.ndarray:
