@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
-from gan4rec.models.baselines.knn import BLOCK_BYTES, _check_float, _check_history, _product_blocks
+from gan4rec.models.baselines.common import BLOCK_BYTES, check_float, check_history, product_blocks
 
 __all__ = ["EASE", "ease_weights_from_gram_"]
 
@@ -73,8 +73,8 @@ class EASE(Recommender):
         return (12.0 * n * n + 2.0 * BLOCK_BYTES) / 2**30
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
-        l2 = _check_float("l2", self.l2, low=0.0, low_open=True)
-        limit = _check_float("max_memory_gb", self.max_memory_gb, low=0.0, low_open=True)
+        l2 = check_float("l2", self.l2, low=0.0, low_open=True)
+        limit = check_float("max_memory_gb", self.max_memory_gb, low=0.0, low_open=True)
         n = train.n_items
         need = self.memory_gb(n)
         if need > limit:
@@ -84,7 +84,7 @@ class EASE(Recommender):
             )
         x = train.csr()
         p = np.empty((n, n), dtype=np.float64)  # (n_items, n_items): Gram, then its inverse
-        for start, block in _product_blocks(x.T.tocsr(), x):
+        for start, block in product_blocks(x.T.tocsr(), x):
             p[start : start + block.shape[0]] = block
         self.weights_ = ease_weights_from_gram_(p, l2)
 
@@ -102,7 +102,7 @@ class EASE(Recommender):
             ``(n, n_items)`` float32 scores ``history @ B``; history items are not masked.
         """
         self._check_fitted()
-        h = _check_history(history, self.n_items)  # (n, n_items)
+        h = check_history(history, self.n_items)  # (n, n_items)
         return np.asarray(h @ self.weights_, dtype=np.float32)  # (n, n_items)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
