@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan4rec._progress import progress, step
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.evaluation.metrics import (
@@ -318,9 +319,11 @@ def evaluate(
     _log_masked_relevant(relevant, masks, eval_users)
 
     t_rank = time.perf_counter()
-    per_user, rec_counts = _rank_and_score(
-        score_fn, masks, relevant, n_relevant, eval_users, n_items, ks_, wanted, recall, int(batch_size), dev
-    )
+    # A long evaluation announces itself while it runs; the line below is its end.
+    with step(f"evaluating {len(eval_users)} users x {n_items} items", logger, log_end=False):
+        per_user, rec_counts = _rank_and_score(
+            score_fn, masks, relevant, n_relevant, eval_users, n_items, ks_, wanted, recall, int(batch_size), dev
+        )
     rank_seconds = time.perf_counter() - t_rank
     summary = _summarise(per_user, rec_counts, ks_, wanted, train, train_pop)
 
@@ -381,7 +384,8 @@ def _rank_and_score(
     parts: dict[str, list[np.ndarray]] = {}
     rec_counts = np.zeros((len(ks), n_items), dtype=np.int64)  # (n_ks, n_items)
     with torch.no_grad():
-        for start in range(0, len(eval_users), batch_size):
+        starts = range(0, len(eval_users), batch_size)
+        for start in progress(starts, desc="evaluate", total=len(starts), unit="batch", logger=logger):
             ub = eval_users[start : start + batch_size]  # (batch,)
             scores = _scores_to_tensor(score_fn(ub.copy()), ub, n_items, dev)  # (batch, n_items), ours
             rows, cols = _gather_rows(masks, ub)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan4rec._progress import progress
+from gan4rec._progress import format_duration, progress, step
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.evaluation.evaluator import evaluate
@@ -53,6 +53,7 @@ from gan4rec.train.checkpoint import (
 from gan4rec.train.devices import resolve_device, torch_threads
 
 __all__ = [
+    "ESTIMATE_MIN_SECONDS",
     "FitResult",
     "Trainable",
     "fit_loop",
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: After the first epoch the loop logs its estimate of the whole fit when that is at least this long.
+ESTIMATE_MIN_SECONDS = 30.0
 
 #: (the trainable whose validations are observed, callback(epoch, value)); see :func:`observe_validation`.
 _OBSERVER: contextvars.ContextVar[tuple[object, Callable[[int, float], None]] | None] = contextvars.ContextVar(
@@ -276,27 +280,32 @@ def fit_loop(
 
     with torch_threads(n_threads if dev.type == "cpu" else None):
         remaining = range(state.epoch + 1, epochs + 1) if not state.stopped else range(0)
-        epoch_iter = progress(remaining, desc=desc, total=len(remaining), unit="epoch") if run.main else remaining
+        epoch_iter = (
+            progress(remaining, desc=desc, total=len(remaining), unit="epoch", logger=logger)
+            if run.main
+            else remaining
+        )
         for epoch in epoch_iter:
             t0 = time.perf_counter()
-            row, diverged = _train_one_epoch(run, epoch)
-            if not diverged and valid is not None and (epoch % eval_every == 0 or epoch == epochs):
-                _validate(run, epoch, row, train, valid, sel, patience, eval_batch_size, dev)
+            # A long epoch announces itself while it runs; its end is the epoch line below.
+            label = f"{desc}: epoch {epoch}/{epochs}"
+            with step(label, logger, log_end=False) if run.main else contextlib.nullcontext():
+                row, diverged = _train_one_epoch(run, epoch)
+                if not diverged and valid is not None and (epoch % eval_every == 0 or epoch == epochs):
+                    _validate(run, epoch, row, train, valid, sel, patience, eval_batch_size, dev)
             row["seconds"] = time.perf_counter() - t0
             state.history.append(row)
             if run.main:
                 _log_epoch(desc, epoch, epochs, row, metric, state)
+                if epoch == remaining[0] and not state.stopped:
+                    _log_estimate(desc, row, len(remaining), eval_every, early_stop=patience is not None and valid is not None)
             last = state.stopped or epoch == epochs
             # A diverged state is not worth resuming (and non-finite weights would not load anyway).
             if checkpoint_every and (epoch % checkpoint_every == 0 or last) and not diverged:
                 _save_checkpoint(run)
             if state.stopped:
                 if not diverged and run.main:
-                    logger.info(
-                        "%s: early stop after epoch %d (%d validations without improvement); "
-                        "best %s = %.4f at epoch %s",
-                        desc, epoch, state.bad_evals, metric, state.best_value, state.best_epoch,
-                    )
+                    _log_early_stop(desc, epoch, metric, state)
                 break
 
     _restore_best(run, metric)
@@ -512,6 +521,32 @@ def _restore_best(run: _Run, metric: str) -> None:
         logger.info(
             "%s: restored the weights of epoch %d (%s = %.4f)", run.desc, state.best_epoch, metric, state.best_value
         )
+
+
+def _log_estimate(desc: str, first: Mapping[str, float], n_epochs: int, eval_every: int, *, early_stop: bool) -> None:
+    """After the first epoch, log how long ``n_epochs`` epochs like it would take, when that is long.
+
+    The per-epoch time is the first epoch's training time plus its validation time spread over
+    ``eval_every`` epochs (when it validated; a later validation's cost is not known yet).
+    """
+    if n_epochs < 2:
+        return
+    valid_s = first.get("valid_seconds", 0.0)
+    per_epoch = first["seconds"] - valid_s + valid_s / eval_every
+    total = n_epochs * per_epoch
+    if total < ESTIMATE_MIN_SECONDS:
+        return
+    logger.info(
+        "%s: about %d epochs x %.1f s/epoch = %s (estimate%s)",
+        desc, n_epochs, per_epoch, format_duration(total), "; early stopping may end sooner" if early_stop else "",
+    )
+
+
+def _log_early_stop(desc: str, epoch: int, metric: str, state: _LoopState) -> None:
+    logger.info(
+        "%s: early stop after epoch %d (%d validations without improvement); best %s = %.4f at epoch %s",
+        desc, epoch, state.bad_evals, metric, state.best_value, state.best_epoch,
+    )
 
 
 def _log_epoch(
