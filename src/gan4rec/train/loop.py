@@ -11,6 +11,11 @@ the final weights are bit-identical to an uninterrupted run on the same device.
 Selection rule: the best epoch is the first evaluated epoch with the highest validation metric (a later
 epoch must be strictly better to replace it), so a refit with ``epochs=best_epoch`` reproduces it.
 
+Progress: after the first epoch, a fit estimated to take over :data:`ESTIMATE_MIN_SECONDS` logs
+``"<desc>: about N epochs x S s/epoch = T (estimate...)"``; an epoch running past
+:data:`gan4rec._progress.LONG_STEP_SECONDS` announces itself while it runs; on a terminal a bar counts
+the epochs (see :mod:`gan4rec._progress`; all silent below INFO).
+
 On the CPU the loop runs with ``torch.set_num_threads(n_threads)``, put back afterwards: small-batch
 updates gain nothing from more threads and on a shared 2-core machine two threads are much slower.
 
