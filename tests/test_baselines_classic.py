@@ -7,7 +7,9 @@ published-style numbers on the CFGAN ML-100K split.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +163,35 @@ def test_ease_memory_guard_refuses_before_allocating() -> None:
     small = _inter(HAND)
     with pytest.raises(DataError, match="max_memory_gb"):
         EASE(max_memory_gb=1e-9).fit(small)
+
+
+def test_ease_warns_of_a_big_fit_before_it_starts_and_logs_its_long_steps(tiny: Tiny, caplog, monkeypatch) -> None:
+    import gan4rec._progress as progress_mod
+    import gan4rec.models.baselines.ease as ease_mod
+
+    train, x = tiny
+    n = x.shape[1]
+    assert EASE.factorisation_seconds(9000) > 10 * EASE.factorisation_seconds(4000)  # grows as n_items^3
+    monkeypatch.setattr(ease_mod, "_WARN_SECONDS", 0.0)  # every fit counts as big
+    monkeypatch.setattr(progress_mod, "LONG_STEP_SECONDS", 0.0)  # every step counts as long
+    caplog.set_level(logging.INFO, logger="gan4rec.models.baselines.ease")
+    EASE(l2=3.0).fit(train)
+    messages = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(
+        rf"EASE on {n} items needs about \d+\.\d GiB and about .+ for the single-threaded factorisation "
+        r"\(from n_items\^3\); the Gram matrix adds to that",
+        messages[0],
+    )
+    assert caplog.records[0].levelno == logging.WARNING
+    steps = [m.split(" in ")[0] for m in messages[1:]]
+    assert steps == [f"EASE Gram ({n} items): started", f"EASE Gram ({n} items): done",
+                     f"EASE inverse ({n} items): started", f"EASE inverse ({n} items): done"]
+
+
+def test_ease_small_fit_logs_nothing_at_info(tiny: Tiny, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="gan4rec.models.baselines.ease")
+    EASE(l2=3.0).fit(tiny[0])
+    assert caplog.records == []
 
 
 # ------------------------------------------------------------------------------------------------ SLIM

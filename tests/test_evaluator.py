@@ -382,3 +382,15 @@ def test_top_pop_on_the_cfgan_split_matches_published_values(cfgan_split) -> Non
     assert res.metrics["NDCG@20"] == pytest.approx(0.213, abs=0.002)
     assert res.metrics["Precision@20"] == pytest.approx(0.156, abs=0.002)
     assert 0.0 < res.metrics["Coverage@20"] < 0.1 and res.metrics["Gini@20"] > 0.9  # TopPop is concentrated
+
+
+def test_a_long_evaluation_announces_itself(random_split, caplog, monkeypatch) -> None:
+    import gan4rec._progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "LONG_STEP_SECONDS", 0.0)  # every evaluation counts as long
+    train, _, test, scores = random_split
+    with caplog.at_level(logging.INFO, logger="gan4rec.evaluation.evaluator"):
+        res = evaluate(lambda u: scores[u], train, test, ks=5, device="cpu")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == f"evaluating {res.n_users} users x {train.n_items} items: started"
+    assert messages[1].startswith(f"evaluated {res.n_users} users x {train.n_items} items on cpu in ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import textwrap
 from pathlib import Path
 from typing import ClassVar
@@ -124,6 +125,43 @@ def test_a_non_finite_loss_stops_and_keeps_the_best_weights(caplog) -> None:
     assert "loss became non-finite at epoch 3" in caplog.text
     assert len(res.history) == 3 and res.stopped_early and res.best_epoch == 2
     assert torch.equal(model.scores.w.detach(), model.weights_for(2))
+
+
+def test_a_long_fit_logs_an_estimate_after_its_first_epoch(caplog, monkeypatch) -> None:
+    from gan4rec.train import loop
+
+    monkeypatch.setattr(loop, "ESTIMATE_MIN_SECONDS", 0.0)  # every fit counts as long
+    train, valid = _one_user()
+    caplog.set_level(logging.INFO, logger="gan4rec.train")
+    fit_loop(_Scripted(), train=train, valid=valid, epochs=6, patience=2, device="cpu", desc="toy")
+    lines = [r.getMessage() for r in caplog.records if "estimate" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r"toy: about 6 epochs x \d+\.\d s/epoch = .+ \(estimate; early stopping may end sooner\)", lines[0]
+    )
+    # It comes right after the first epoch's line.
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[messages.index(lines[0]) - 1].startswith("toy: epoch 1/6")
+
+
+def test_a_short_fit_logs_no_estimate(caplog) -> None:
+    train, _ = _one_user()
+    caplog.set_level(logging.INFO, logger="gan4rec.train")
+    fit_loop(_Scripted(), train=train, epochs=3, device="cpu", desc="toy")
+    assert "estimate" not in caplog.text
+    assert "toy: epoch 3/3" in caplog.text
+
+
+def test_long_epochs_announce_themselves(caplog, monkeypatch) -> None:
+    import gan4rec._progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "LONG_STEP_SECONDS", 0.0)
+    train, _ = _one_user()
+    caplog.set_level(logging.INFO, logger="gan4rec.train")
+    fit_loop(_Scripted(), train=train, epochs=2, device="cpu", desc="toy")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[:2] == ["toy: epoch 1/2: started", messages[1]] and messages[1].startswith("toy: epoch 1/2 ")
+    assert "toy: epoch 2/2: started" in messages
 
 
 def test_threads_are_set_and_restored() -> None:

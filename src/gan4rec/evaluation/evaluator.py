@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan4rec._progress import progress, step
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.evaluation.metrics import (
@@ -313,9 +314,42 @@ def evaluate(
     train_pop = train.item_counts()  # (n_items,) distinct train users per item (no duplicate entries)
     relevant = test.subset(train_pop[test.indices] > 0) if drop_cold_test else test
     n_relevant = relevant.user_counts()  # (n_users,)
+    eval_users = _users_to_evaluate(n_relevant, users, train.n_users, drop_cold_test)
+    masks = [train, *excl]
+    _log_masked_relevant(relevant, masks, eval_users)
+
+    t_rank = time.perf_counter()
+    # A long evaluation announces itself while it runs; the line below is its end.
+    with step(f"evaluating {len(eval_users)} users x {n_items} items", logger, log_end=False):
+        per_user, rec_counts = _rank_and_score(
+            score_fn, masks, relevant, n_relevant, eval_users, n_items, ks_, wanted, recall, int(batch_size), dev
+        )
+    rank_seconds = time.perf_counter() - t_rank
+    summary = _summarise(per_user, rec_counts, ks_, wanted, train, train_pop)
+
+    eval_users.flags.writeable = False
+    seconds = time.perf_counter() - t0
+    logger.info(
+        "evaluated %d users x %d items on %s in %.2f s (%.0f users/s ranking)",
+        len(eval_users), n_items, dev, seconds, len(eval_users) / max(rank_seconds, 1e-9),
+    )
+    protocol = _protocol(
+        ks_, wanted, recall, drop_cold_test, excl, users is not None, train, test, n_relevant, eval_users
+    )
+    return EvalResult(
+        metrics=summary, per_user=per_user, users=eval_users, protocol=protocol,
+        n_users=len(eval_users), seconds=seconds,
+    )
+
+
+# ------------------------------------------------------------------------------------------ its steps
+def _users_to_evaluate(
+    n_relevant: np.ndarray, users: np.ndarray | Sequence[int] | None, n_users: int, drop_cold_test: bool
+) -> np.ndarray:
+    """The users with at least one relevant item (among ``users`` if given), ascending; never empty."""
     eval_users = np.flatnonzero(n_relevant > 0).astype(np.int64)
     if users is not None:
-        eval_users = np.intersect1d(eval_users, _check_users(users, train.n_users))
+        eval_users = np.intersect1d(eval_users, _check_users(users, n_users))
     if len(eval_users) == 0:
         raise DataError(
             "no user has a relevant test item"
@@ -323,19 +357,36 @@ def evaluate(
             + (" after drop_cold_test" if drop_cold_test else "")
             + "; expected at least one"
         )
-    masks = [train, *excl]
-    _log_masked_relevant(relevant, masks, eval_users)
+    return eval_users
 
-    kmax = max(ks_)
+
+def _rank_and_score(
+    score_fn: ScoreFn,
+    masks: Sequence[Interactions],
+    relevant: Interactions,
+    n_relevant: np.ndarray,
+    eval_users: np.ndarray,
+    n_items: int,
+    ks: list[int],
+    wanted: list[str],
+    recall: RecallMode,
+    batch_size: int,
+    dev: torch.device,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Score, mask and rank ``eval_users`` a batch at a time.
+
+    Returns the per-user ranking metrics (read-only arrays aligned with ``eval_users``) and, for the
+    catalog metrics, how often each item was recommended in the top ``k`` of each cut-off ``(n_ks, n_items)``.
+    """
+    kmax = max(ks)
     ranking_wanted = [m for m in wanted if m in RANKING_METRICS]
     catalog_wanted = [m for m in wanted if m in CATALOG_METRICS]
     parts: dict[str, list[np.ndarray]] = {}
-    rec_counts = np.zeros((len(ks_), n_items), dtype=np.int64)  # (n_ks, n_items)
-
-    t_rank = time.perf_counter()
+    rec_counts = np.zeros((len(ks), n_items), dtype=np.int64)  # (n_ks, n_items)
     with torch.no_grad():
-        for start in range(0, len(eval_users), int(batch_size)):
-            ub = eval_users[start : start + int(batch_size)]  # (batch,)
+        starts = range(0, len(eval_users), batch_size)
+        for start in progress(starts, desc="evaluate", total=len(starts), unit="batch", logger=logger):
+            ub = eval_users[start : start + batch_size]  # (batch,)
             scores = _scores_to_tensor(score_fn(ub.copy()), ub, n_items, dev)  # (batch, n_items), ours
             rows, cols = _gather_rows(masks, ub)
             if rows.size:
@@ -356,47 +407,44 @@ def evaluate(
             top_np = top.cpu().numpy()  # (batch, kmax)
 
             for name, values in ranking_metrics(
-                hits, n_relevant[ub], ks_, metrics=ranking_wanted, recall=recall
+                hits, n_relevant[ub], ks, metrics=ranking_wanted, recall=recall
             ).items():
                 parts.setdefault(name, []).append(values)
             if catalog_wanted:
-                for j, k in enumerate(ks_):
+                for j, k in enumerate(ks):
                     head = top_np[:, :k].reshape(-1)
                     rec_counts[j] += np.bincount(head[head >= 0], minlength=n_items)
-    rank_seconds = time.perf_counter() - t_rank
-
     per_user = {name: np.concatenate(chunks) for name, chunks in parts.items()}
     for arr in per_user.values():
         arr.flags.writeable = False
+    return per_user, rec_counts
+
+
+def _summarise(
+    per_user: dict[str, np.ndarray],
+    rec_counts: np.ndarray,
+    ks: list[int],
+    wanted: list[str],
+    train: Interactions,
+    train_pop: np.ndarray,
+) -> dict[str, float]:
+    """The means of the per-user metrics and the catalog metrics, family first, then cut-off."""
     summary: dict[str, float] = {}
-    for m in ranking_wanted:
-        for k in ks_:
+    for m in (m for m in wanted if m in RANKING_METRICS):
+        for k in ks:
             name = metric_name(m, k)
             summary[name] = float(np.mean(per_user[name], dtype=np.float64))
+    catalog_wanted = [m for m in wanted if m in CATALOG_METRICS]
     n_train_users = max(int(np.count_nonzero(train.user_counts())), 1)
-    for j, k in enumerate(ks_):
+    for j, k in enumerate(ks):
         summary.update(
             catalog_metrics_from_counts(
                 rec_counts[j], k, train_item_users=train_pop, n_train_users=n_train_users, metrics=catalog_wanted
             )
         )
     # Report order: metric family first, then cut-off.
-    order = {metric_name(m, k): i for i, (m, k) in enumerate((m, k) for m in wanted for k in ks_)}
-    summary = dict(sorted(summary.items(), key=lambda kv: order[kv[0]]))
-
-    eval_users.flags.writeable = False
-    seconds = time.perf_counter() - t0
-    logger.info(
-        "evaluated %d users x %d items on %s in %.2f s (%.0f users/s ranking)",
-        len(eval_users), n_items, dev, seconds, len(eval_users) / max(rank_seconds, 1e-9),
-    )
-    protocol = _protocol(
-        ks_, wanted, recall, drop_cold_test, excl, users is not None, train, test, n_relevant, eval_users
-    )
-    return EvalResult(
-        metrics=summary, per_user=per_user, users=eval_users, protocol=protocol,
-        n_users=len(eval_users), seconds=seconds,
-    )
+    order = {metric_name(m, k): i for i, (m, k) in enumerate((m, k) for m in wanted for k in ks)}
+    return dict(sorted(summary.items(), key=lambda kv: order[kv[0]]))
 
 
 # -------------------------------------------------------------------------------------------- helpers

@@ -5,7 +5,8 @@ Import flow: data -> evaluation -> train -> models. Nothing here imports a model
 """
 
 from gan4rec.train.checkpoint import Checkpoint, CheckpointStore
-from gan4rec.train.loop import FitResult, Trainable, fit_loop, parse_metric, resolve_device, torch_threads
+from gan4rec.train.devices import resolve_device, torch_threads
+from gan4rec.train.loop import FitResult, Trainable, fit_loop, parse_metric
 from gan4rec.train.seeding import dropout, make_rngs, seeded_init, to_numpy_rng, torch_generator
 
 __all__ = [

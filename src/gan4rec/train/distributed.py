@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gan4rec.errors import DataError
+from gan4rec.train.devices import resolve_device
 from gan4rec.train.seeding import RandomState, derive_seed, to_numpy_rng, torch_generator
 
 __all__ = [
@@ -173,8 +174,6 @@ def init(*, device: str | torch.device | None = None, timeout_s: float = DEFAULT
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     except ValueError:
         raise DataError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
-    from gan4rec.train.loop import resolve_device
-
     dev = resolve_device(device)
     timeout = datetime.timedelta(seconds=float(timeout_s))
     # Before the group exists: torch.distributed.nn.functional binds ``group=group.WORLD`` as default

@@ -11,6 +11,11 @@ the final weights are bit-identical to an uninterrupted run on the same device.
 Selection rule: the best epoch is the first evaluated epoch with the highest validation metric (a later
 epoch must be strictly better to replace it), so a refit with ``epochs=best_epoch`` reproduces it.
 
+Progress: after the first epoch, a fit estimated to take over :data:`ESTIMATE_MIN_SECONDS` logs
+``"<desc>: about N epochs x S s/epoch = T (estimate...)"``; an epoch running past
+:data:`gan4rec._progress.LONG_STEP_SECONDS` announces itself while it runs; on a terminal a bar counts
+the epochs (see :mod:`gan4rec._progress`; all silent below INFO).
+
 On the CPU the loop runs with ``torch.set_num_threads(n_threads)``, put back afterwards: small-batch
 updates gain nothing from more threads and on a shared 2-core machine two threads are much slower.
 
@@ -37,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan4rec._progress import progress
+from gan4rec._progress import format_duration, progress, step
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.evaluation.evaluator import evaluate
@@ -50,8 +55,10 @@ from gan4rec.train.checkpoint import (
     snapshot_modules,
     unpack_training_state,
 )
+from gan4rec.train.devices import resolve_device, torch_threads
 
 __all__ = [
+    "ESTIMATE_MIN_SECONDS",
     "FitResult",
     "Trainable",
     "fit_loop",
@@ -62,6 +69,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: After the first epoch the loop logs its estimate of the whole fit when that is at least this long.
+ESTIMATE_MIN_SECONDS = 30.0
 
 #: (the trainable whose validations are observed, callback(epoch, value)); see :func:`observe_validation`.
 _OBSERVER: contextvars.ContextVar[tuple[object, Callable[[int, float], None]] | None] = contextvars.ContextVar(
@@ -152,36 +162,6 @@ def parse_metric(metric: str) -> tuple[str, int]:
             f"metric={metric!r}; expected NAME@K with NAME among {', '.join(RANKING_METRICS)} and K >= 1"
         )
     return name, int(k)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; a bad or unavailable device is a :class:`DataError`."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DataError(
-            f"device={device!r} is not a torch device; expected 'cpu', 'cuda', 'cuda:N' or None"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device={device!r} but CUDA is not available here; pass 'cpu' or None")
-    return dev
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)``, restoring the previous value (``None``: as is)."""
-    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
-        raise DataError(f"n_threads={n!r}; expected a positive int or None (leave torch's setting)")
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        if n is not None:
-            torch.set_num_threads(previous)
 
 
 def _check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_none: bool = False) -> None:
@@ -293,37 +273,128 @@ def fit_loop(
     _check_positive(eval_every, "eval_every")
     _check_positive(patience, "patience", allow_none=True)
     _check_positive(checkpoint_every, "checkpoint_every", allow_zero=True)
-    metric_family, metric_k = parse_metric(metric)
-    extra = [m for m in extra_metrics if m != metric]
-    families = {metric_family}
-    ks = {metric_k}
-    for m in extra:
-        fam, k = parse_metric(m)
-        families.add(fam)
-        ks.add(k)
+    sel = _selection(metric, extra_metrics)
     if valid is not None and not train.same_space(valid):
         raise DataError("valid does not share train's user and item id maps")
     if checkpoint_every and checkpoint_dir is None:
         raise DataError("checkpoint_every > 0 needs a checkpoint_dir")
     dev = resolve_device(device)
+    loop_config = {"epochs": epochs, "eval_every": eval_every, "metric": metric, "patience": patience}
+    run = _start(trainable, train, valid, loop_config, checkpoint_dir, keep_checkpoints, resume, desc)
+    state = run.state
 
-    modules = dict(trainable.modules())
-    optimizers = dict(trainable.optimizers())
-    rngs = dict(trainable.rngs())
+    with torch_threads(n_threads if dev.type == "cpu" else None):
+        remaining = range(state.epoch + 1, epochs + 1) if not state.stopped else range(0)
+        epoch_iter = (
+            progress(remaining, desc=desc, total=len(remaining), unit="epoch", logger=logger)
+            if run.main
+            else remaining
+        )
+        for epoch in epoch_iter:
+            t0 = time.perf_counter()
+            # A long epoch announces itself while it runs; its end is the epoch line below.
+            label = f"{desc}: epoch {epoch}/{epochs}"
+            with step(label, logger, log_end=False) if run.main else contextlib.nullcontext():
+                row, diverged = _train_one_epoch(run, epoch)
+                if not diverged and valid is not None and (epoch % eval_every == 0 or epoch == epochs):
+                    _validate(run, epoch, row, train, valid, sel, patience, eval_batch_size, dev)
+            row["seconds"] = time.perf_counter() - t0
+            state.history.append(row)
+            if run.main:
+                _log_epoch(desc, epoch, epochs, row, metric, state)
+                if epoch == remaining[0] and not state.stopped:
+                    _log_estimate(desc, row, len(remaining), eval_every, early_stop=patience is not None and valid is not None)
+            last = state.stopped or epoch == epochs
+            # A diverged state is not worth resuming (and non-finite weights would not load anyway).
+            if checkpoint_every and (epoch % checkpoint_every == 0 or last) and not diverged:
+                _save_checkpoint(run)
+            if state.stopped:
+                if not diverged and run.main:
+                    _log_early_stop(desc, epoch, metric, state)
+                break
+
+    _restore_best(run, metric)
+    distributed.check_in_sync(run.modules)
+    return FitResult(
+        history=state.history,
+        best_epoch=state.best_epoch,
+        best_value=state.best_value if state.best_epoch is not None else math.nan,
+        stopped_early=state.stopped,
+        resumed_from=run.resumed_from,
+        checkpoints=run.written,
+    )
+
+
+# ------------------------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class _Selection:
+    """The validation metrics: ``metric`` selects, ``extra`` are recorded; ``ks``/``families`` to compute."""
+
+    metric: str
+    extra: list[str]
+    ks: list[int]
+    families: list[str]
+
+
+def _selection(metric: str, extra_metrics: Sequence[str]) -> _Selection:
+    family, k = parse_metric(metric)
+    extra = [m for m in extra_metrics if m != metric]
+    families, ks = {family}, {k}
+    for m in extra:
+        fam, k = parse_metric(m)
+        families.add(fam)
+        ks.add(k)
+    return _Selection(metric, extra, sorted(ks), sorted(families))
+
+
+@dataclass
+class _Run:
+    """What the stages of one :func:`fit_loop` call share: the trainable's parts and the loop's state."""
+
+    trainable: Trainable
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    rngs: dict[str, np.random.Generator | torch.Generator]
+    config: Any
+    store: CheckpointStore | None
+    main: bool  # rank 0 (or the only process): validates, logs, writes checkpoints
+    desc: str
+    state: _LoopState = field(default_factory=_LoopState)
+    best_weights: StateDicts | None = None
+    resumed_from: int | None = None
+    written: list[str] = field(default_factory=list)
+
+
+def _start(
+    trainable: Trainable,
+    train: Interactions,
+    valid: Interactions | None,
+    loop_config: dict[str, Any],
+    checkpoint_dir: str | Path | None,
+    keep_checkpoints: int,
+    resume: str | Path | None,
+    desc: str,
+) -> _Run:
+    """Set up a run: the trainable's parts, its identity (for checkpoints), and the resumed state if any."""
     config = _json_roundtrip(
         {
             "trainable": trainable.config() if hasattr(trainable, "config") else None,
             "train": train.fingerprint(),
             "valid": None if valid is None else valid.fingerprint(),
-            "loop": {"epochs": epochs, "eval_every": eval_every, "metric": metric, "patience": patience},
+            "loop": loop_config,
         }
     )
     store = None if checkpoint_dir is None else CheckpointStore(checkpoint_dir, keep=keep_checkpoints)
-    main = distributed.is_main()  # rank 0 (or the only process): validates, logs, writes checkpoints
-
-    state = _LoopState()
-    best_weights: StateDicts | None = None
-    resumed_from = None
+    run = _Run(
+        trainable=trainable,
+        modules=dict(trainable.modules()),
+        optimizers=dict(trainable.optimizers()),
+        rngs=dict(trainable.rngs()),
+        config=config,
+        store=store,
+        main=distributed.is_main(),
+        desc=desc,
+    )
     same_folder = (
         store is not None and resume is not None and Path(resume).resolve() == store.folder.resolve()
     )
@@ -334,144 +405,152 @@ def fit_loop(
             "to continue it, or choose an empty folder"
         )
     if resume is not None:
-        ckpt = CheckpointStore(resume, keep=keep_checkpoints).load_latest()
-        # Every rank must continue from the same checkpoint; this collective also keeps rank 0 from
-        # discarding newer (unreadable) checkpoints while another rank still reads the folder.
-        distributed.check_same(-1 if ckpt is None else _LoopState.from_json(ckpt.meta["loop"]).epoch,
-                               f"the checkpoint to resume from in {resume}")
-        if ckpt is None:
-            if main:
-                logger.warning("%s: no readable checkpoint in %s; starting from epoch 1", desc, resume)
-            if same_folder and main:
-                store.discard_after(0)  # type: ignore[union-attr]
-        else:
-            _check_config(ckpt.meta.get("config"), config, ckpt.path)
-            best_weights = unpack_training_state(
-                ckpt.tensors, ckpt.meta, modules, optimizers, rngs, where=str(ckpt.path)
-            )
-            if hasattr(trainable, "load_extra_state"):
-                trainable.load_extra_state(ckpt.meta.get("extra", {}))
-            state = _LoopState.from_json(ckpt.meta["loop"])
-            resumed_from = state.epoch
-            if main:
-                logger.info("%s: resumed from %s (epoch %d)", desc, ckpt.path, state.epoch)
-            if same_folder and main:
-                store.discard_after(state.epoch)  # type: ignore[union-attr]
+        _resume(run, resume, keep_checkpoints, same_folder)
+    return run
 
-    written: list[str] = []
 
-    def save_checkpoint() -> None:
-        assert store is not None
-        tensors, meta = pack_training_state(modules, optimizers, rngs, best=best_weights)
-        meta["config"] = config
-        meta["loop"] = state.to_json()
-        meta["extra"] = trainable.extra_state() if hasattr(trainable, "extra_state") else {}
-        written.append(str(store.save(state.epoch, tensors, meta)))
+def _resume(run: _Run, resume: str | Path, keep_checkpoints: int, same_folder: bool) -> None:
+    """Load the newest readable checkpoint in ``resume`` into ``run`` (a fresh start without one)."""
+    ckpt = CheckpointStore(resume, keep=keep_checkpoints).load_latest()
+    # Every rank must continue from the same checkpoint; this collective also keeps rank 0 from
+    # discarding newer (unreadable) checkpoints while another rank still reads the folder.
+    distributed.check_same(-1 if ckpt is None else _LoopState.from_json(ckpt.meta["loop"]).epoch,
+                           f"the checkpoint to resume from in {resume}")
+    discard = same_folder and run.main and run.store is not None
+    if ckpt is None:
+        if run.main:
+            logger.warning("%s: no readable checkpoint in %s; starting from epoch 1", run.desc, resume)
+        if discard:
+            run.store.discard_after(0)  # type: ignore[union-attr]
+        return
+    _check_config(ckpt.meta.get("config"), run.config, ckpt.path)
+    run.best_weights = unpack_training_state(
+        ckpt.tensors, ckpt.meta, run.modules, run.optimizers, run.rngs, where=str(ckpt.path)
+    )
+    if hasattr(run.trainable, "load_extra_state"):
+        run.trainable.load_extra_state(ckpt.meta.get("extra", {}))
+    run.state = _LoopState.from_json(ckpt.meta["loop"])
+    run.resumed_from = run.state.epoch
+    if run.main:
+        logger.info("%s: resumed from %s (epoch %d)", run.desc, ckpt.path, run.state.epoch)
+    if discard:
+        run.store.discard_after(run.state.epoch)  # type: ignore[union-attr]
 
-    on_cpu = dev.type == "cpu"
-    with torch_threads(n_threads if on_cpu else None):
-        remaining = range(state.epoch + 1, epochs + 1) if not state.stopped else range(0)
-        epoch_iter = progress(remaining, desc=desc, total=len(remaining), unit="epoch") if main else remaining
-        for epoch in epoch_iter:
-            t0 = time.perf_counter()
-            losses = distributed.average_scalars(trainable.train_epoch(epoch))
-            row: dict[str, float] = {"epoch": epoch}
-            for key, value in losses.items():
-                row[str(key)] = float(value)
-            state.epoch = epoch
-            bad = [k for k, v in row.items() if not math.isfinite(v)]
-            diverged = bool(bad)
-            if diverged:
-                # Diverged: validating NaN weights would fail; keep the best weights seen so far instead.
-                # (Distributed: the diagnostics are averaged over the ranks, so all ranks see this alike.)
-                if main:
-                    logger.warning(
-                        "%s: %s became non-finite at epoch %d; stopping", desc, ", ".join(bad), epoch
-                    )
-                state.stopped = True
-            elif valid is not None and (epoch % eval_every == 0 or epoch == epochs):
-                # values: the metric, the extra metrics, the validation seconds, then the decision
-                # (improved, stop); computed on rank 0 and broadcast as one tensor when distributed.
-                values = [math.nan] * (len(extra) + 4)
-                if main:
-                    t_eval = time.perf_counter()
-                    res = evaluate(
-                        trainable.valid_score,
-                        train,
-                        valid,
-                        ks=sorted(ks),
-                        metrics=sorted(families),
-                        batch_size=eval_batch_size,
-                        device=dev,
-                    )
-                    value = float(res.metrics[metric])
-                    improved = value > state.best_value
-                    stop = not improved and patience is not None and state.bad_evals + 1 >= patience
-                    values = [value, *(float(res.metrics[m]) for m in extra)]
-                    values += [time.perf_counter() - t_eval, float(improved), float(stop)]
-                values = distributed.broadcast_floats(values)
-                value, improved, stop = values[0], values[-2] == 1.0, values[-1] == 1.0
-                row[f"valid_{metric}"] = value
-                for m, v in zip(extra, values[1:-3], strict=True):
-                    row[f"valid_{m}"] = v
-                row["valid_seconds"] = values[-3]
-                if improved:
-                    state.best_value, state.best_epoch, state.bad_evals = value, epoch, 0
-                    best_weights = snapshot_modules(modules)
-                else:
-                    state.bad_evals += 1
-                    if stop:
-                        state.stopped = True
-                observer = _OBSERVER.get()
-                if observer is not None and observer[0] is trainable:
-                    observer[1](epoch, value)
-            row["seconds"] = time.perf_counter() - t0
-            state.history.append(row)
-            if main:
-                _log_epoch(desc, epoch, epochs, row, metric, state)
-            last = state.stopped or epoch == epochs
-            # A diverged state is not worth resuming (and non-finite weights would not load anyway).
-            if (
-                main
-                and store is not None
-                and checkpoint_every
-                and (epoch % checkpoint_every == 0 or last)
-                and not diverged
-            ):
-                save_checkpoint()
-            if state.stopped:
-                if not diverged and main:
-                    logger.info(
-                        "%s: early stop after epoch %d (%d validations without improvement); "
-                        "best %s = %.4f at epoch %s",
-                        desc,
-                        epoch,
-                        state.bad_evals,
-                        metric,
-                        state.best_value,
-                        state.best_epoch,
-                    )
-                break
 
-    if best_weights is not None and state.best_epoch != state.epoch:
-        for module_name, module in modules.items():
-            module.load_state_dict(best_weights[module_name])
-        if main:
-            logger.info(
-                "%s: restored the weights of epoch %d (%s = %.4f)",
-                desc,
-                state.best_epoch,
-                metric,
-                state.best_value,
-            )
-    distributed.check_in_sync(modules)
-    return FitResult(
-        history=state.history,
-        best_epoch=state.best_epoch,
-        best_value=state.best_value if state.best_epoch is not None else math.nan,
-        stopped_early=state.stopped,
-        resumed_from=resumed_from,
-        checkpoints=written,
+def _train_one_epoch(run: _Run, epoch: int) -> tuple[dict[str, float], bool]:
+    """Train ``epoch``; its history row (so far: the diagnostics) and whether a diagnostic diverged."""
+    losses = distributed.average_scalars(run.trainable.train_epoch(epoch))
+    row: dict[str, float] = {"epoch": epoch}
+    for key, value in losses.items():
+        row[str(key)] = float(value)
+    run.state.epoch = epoch
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad:
+        # Diverged: validating NaN weights would fail; keep the best weights seen so far instead.
+        # (Distributed: the diagnostics are averaged over the ranks, so all ranks see this alike.)
+        if run.main:
+            logger.warning("%s: %s became non-finite at epoch %d; stopping", run.desc, ", ".join(bad), epoch)
+        run.state.stopped = True
+    return row, bool(bad)
+
+
+def _validate(
+    run: _Run,
+    epoch: int,
+    row: dict[str, float],
+    train: Interactions,
+    valid: Interactions,
+    sel: _Selection,
+    patience: int | None,
+    eval_batch_size: int,
+    dev: torch.device,
+) -> None:
+    """Validate on rank 0, broadcast the decision, record it in ``row`` and apply early stopping."""
+    state = run.state
+    # values: the metric, the extra metrics, the validation seconds, then the decision
+    # (improved, stop); computed on rank 0 and broadcast as one tensor when distributed.
+    values = [math.nan] * (len(sel.extra) + 4)
+    if run.main:
+        t_eval = time.perf_counter()
+        res = evaluate(
+            run.trainable.valid_score,
+            train,
+            valid,
+            ks=sel.ks,
+            metrics=sel.families,
+            batch_size=eval_batch_size,
+            device=dev,
+        )
+        value = float(res.metrics[sel.metric])
+        improved = value > state.best_value
+        stop = not improved and patience is not None and state.bad_evals + 1 >= patience
+        values = [value, *(float(res.metrics[m]) for m in sel.extra)]
+        values += [time.perf_counter() - t_eval, float(improved), float(stop)]
+    values = distributed.broadcast_floats(values)
+    value, improved, stop = values[0], values[-2] == 1.0, values[-1] == 1.0
+    row[f"valid_{sel.metric}"] = value
+    for m, v in zip(sel.extra, values[1:-3], strict=True):
+        row[f"valid_{m}"] = v
+    row["valid_seconds"] = values[-3]
+    if improved:
+        state.best_value, state.best_epoch, state.bad_evals = value, epoch, 0
+        run.best_weights = snapshot_modules(run.modules)
+    else:
+        state.bad_evals += 1
+        if stop:
+            state.stopped = True
+    observer = _OBSERVER.get()
+    if observer is not None and observer[0] is run.trainable:
+        observer[1](epoch, value)
+
+
+def _save_checkpoint(run: _Run) -> None:
+    """Rank 0 writes a resumable checkpoint of the state after ``run.state.epoch`` (no-op without a store)."""
+    if not run.main or run.store is None:
+        return
+    tensors, meta = pack_training_state(run.modules, run.optimizers, run.rngs, best=run.best_weights)
+    meta["config"] = run.config
+    meta["loop"] = run.state.to_json()
+    meta["extra"] = run.trainable.extra_state() if hasattr(run.trainable, "extra_state") else {}
+    run.written.append(str(run.store.save(run.state.epoch, tensors, meta)))
+
+
+def _restore_best(run: _Run, metric: str) -> None:
+    """Put back the best validated weights when the last epoch was not the best."""
+    state = run.state
+    if run.best_weights is None or state.best_epoch == state.epoch:
+        return
+    for module_name, module in run.modules.items():
+        module.load_state_dict(run.best_weights[module_name])
+    if run.main:
+        logger.info(
+            "%s: restored the weights of epoch %d (%s = %.4f)", run.desc, state.best_epoch, metric, state.best_value
+        )
+
+
+def _log_estimate(desc: str, first: Mapping[str, float], n_epochs: int, eval_every: int, *, early_stop: bool) -> None:
+    """After the first epoch, log how long ``n_epochs`` epochs like it would take, when that is long.
+
+    The per-epoch time is the first epoch's training time plus its validation time spread over
+    ``eval_every`` epochs (when it validated; a later validation's cost is not known yet).
+    """
+    if n_epochs < 2:
+        return
+    valid_s = first.get("valid_seconds", 0.0)
+    per_epoch = first["seconds"] - valid_s + valid_s / eval_every
+    total = n_epochs * per_epoch
+    if total < ESTIMATE_MIN_SECONDS:
+        return
+    logger.info(
+        "%s: about %d epochs x %.1f s/epoch = %s (estimate%s)",
+        desc, n_epochs, per_epoch, format_duration(total), "; early stopping may end sooner" if early_stop else "",
+    )
+
+
+def _log_early_stop(desc: str, epoch: int, metric: str, state: _LoopState) -> None:
+    logger.info(
+        "%s: early stop after epoch %d (%d validations without improvement); best %s = %.4f at epoch %s",
+        desc, epoch, state.bad_evals, metric, state.best_value, state.best_epoch,
     )
 
 

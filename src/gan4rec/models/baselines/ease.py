@@ -9,10 +9,11 @@ import numpy as np
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
+from gan4rec._progress import format_duration, step
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
-from gan4rec.models.baselines.knn import BLOCK_BYTES, _check_float, _check_history, _product_blocks
+from gan4rec.models.baselines.common import BLOCK_BYTES, check_float, check_history, product_blocks
 
 __all__ = ["EASE", "ease_weights_from_gram_"]
 
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 
 # Rows per step when mirroring a triangle in place: small enough that the transposed copy stays cheap.
 _MIRROR_ROWS = 1024
+# Rough single-thread speed of LAPACK's Cholesky factorisation plus inversion (potrf + potri: about
+# n_items^3 flops together). Measured 20 to 28 GFLOP/s with OpenBLAS on the 2-core development VM at 1,500
+# and 3,000 items; set lower so the estimate errs long.
+_FACTOR_FLOPS_PER_S = 1.5e10
+# Fits whose factorisation is estimated to take at least this long get a cost warning before they start.
+_WARN_SECONDS = 30.0
 
 
 class EASE(Recommender):
@@ -72,9 +79,18 @@ class EASE(Recommender):
         n = int(n_items)
         return (12.0 * n * n + 2.0 * BLOCK_BYTES) / 2**30
 
+    @staticmethod
+    def factorisation_seconds(n_items: int) -> float:
+        """Rough single-threaded time of the Cholesky factorisation and inversion, from ``n_items^3``.
+
+        The Gram matrix adds to this (it grows with the interactions rather than the catalog); so does a
+        machine busy with other work.
+        """
+        return float(n_items) ** 3 / _FACTOR_FLOPS_PER_S
+
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
-        l2 = _check_float("l2", self.l2, low=0.0, low_open=True)
-        limit = _check_float("max_memory_gb", self.max_memory_gb, low=0.0, low_open=True)
+        l2 = check_float("l2", self.l2, low=0.0, low_open=True)
+        limit = check_float("max_memory_gb", self.max_memory_gb, low=0.0, low_open=True)
         n = train.n_items
         need = self.memory_gb(n)
         if need > limit:
@@ -82,10 +98,18 @@ class EASE(Recommender):
                 f"EASE on {n} items needs about {need:.1f} GiB, more than max_memory_gb={limit:g}; "
                 "raise max_memory_gb, or filter rare items to shrink the catalog"
             )
+        seconds = self.factorisation_seconds(n)
+        if seconds >= _WARN_SECONDS:
+            log.warning(
+                "EASE on %d items needs about %.1f GiB and about %s for the single-threaded factorisation "
+                "(from n_items^3); the Gram matrix adds to that",
+                n, need, format_duration(seconds),
+            )
         x = train.csr()
-        p = np.empty((n, n), dtype=np.float64)  # (n_items, n_items): Gram, then its inverse
-        for start, block in _product_blocks(x.T.tocsr(), x):
-            p[start : start + block.shape[0]] = block
+        with step(f"EASE Gram ({n} items)", log):
+            p = np.empty((n, n), dtype=np.float64)  # (n_items, n_items): Gram, then its inverse
+            for start, block in product_blocks(x.T.tocsr(), x):
+                p[start : start + block.shape[0]] = block
         self.weights_ = ease_weights_from_gram_(p, l2)
 
     def score_history(self, history: Any) -> np.ndarray:
@@ -102,7 +126,7 @@ class EASE(Recommender):
             ``(n, n_items)`` float32 scores ``history @ B``; history items are not masked.
         """
         self._check_fitted()
-        h = _check_history(history, self.n_items)  # (n, n_items)
+        h = check_history(history, self.n_items)  # (n, n_items)
         return np.asarray(h @ self.weights_, dtype=np.float32)  # (n, n_items)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
@@ -124,7 +148,8 @@ def ease_weights_from_gram_(p: np.ndarray, l2: float) -> np.ndarray:
     """
     n = len(p)
     p[np.diag_indices(n)] += l2
-    _spd_inverse_inplace(p)
+    with step(f"EASE inverse ({n} items)", log):
+        _spd_inverse_inplace(p)
     # B_ij = -P_ij / P_jj: scale every column by -1 / P_jj, then zero the diagonal.
     p /= -np.diag(p)[None, :]
     p[np.diag_indices(n)] = 0.0

@@ -13,15 +13,24 @@ of tens of thousands of items never holds more than one dense block (:data:`BLOC
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from gan4rec.data.interactions import Interactions
-from gan4rec.errors import ArtifactError, DataError
+from gan4rec.errors import ArtifactError
 from gan4rec.models.base import Recommender, SearchSpace
+from gan4rec.models.baselines.common import (
+    BLOCK_BYTES,
+    check_choice,
+    check_float,
+    check_history,
+    check_int,
+    product_blocks,
+    topk_rows,
+    triplets_to_csr,
+)
 
 __all__ = [
     "BLOCK_BYTES",
@@ -34,8 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Upper bound, in bytes, of one dense float64 block of a similarity (or Gram) matrix.
-BLOCK_BYTES = 256 * 2**20
 #: Similarity functions of :class:`ItemKNN` / :class:`UserKNN`.
 SIMILARITIES = ("cosine", "jaccard", "asymmetric")
 #: Feature weightings applied to the interaction matrix before the similarity.
@@ -46,122 +53,6 @@ _BM25_K1 = 1.2
 _BM25_B = 0.75
 # Keeps a zero-norm row's denominator away from 0 (its Gram entries are 0 anyway).
 _EPS = 1e-6
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, *, low: float = -np.inf, high: float = np.inf,
-                 low_open: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = np.isfinite(v) and (v > low if low_open else v >= low) and v <= high
-    if not ok:
-        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if np.isfinite(high) else "")
-        raise DataError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise DataError(f"{name}={value!r}; expected one of {', '.join(choices)}")
-    return str(value)
-
-
-def _rng(random_state: Any) -> np.random.Generator:
-    """``np.random.default_rng(random_state)`` for an int, a Generator or None; else a :class:`DataError`."""
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer, np.random.Generator))
-    ):
-        raise DataError(f"random_state must be an int, a numpy Generator or None, got {random_state!r}")
-    return np.random.default_rng(random_state)
-
-
-def _check_history(history: Any, n_items: int) -> sp.csr_matrix:
-    """A ``(n, n_items)`` history (scipy sparse or 2-D array) as float32 CSR, or a :class:`DataError`."""
-    if sp.issparse(history):
-        h = sp.csr_matrix(history, dtype=np.float32)
-    else:
-        arr = np.asarray(history)
-        if arr.ndim != 2 or arr.dtype.kind not in "biuf":
-            raise DataError(
-                f"history must be a 2-D scipy.sparse matrix or numeric array of shape (n, {n_items}), "
-                f"got {type(history).__name__} of shape {arr.shape}"
-            )
-        h = sp.csr_matrix(arr.astype(np.float32))
-    if h.ndim != 2 or h.shape[1] != n_items:
-        raise DataError(f"history has shape {h.shape}, expected (n, {n_items}) with one column per item")
-    if h.nnz and not np.isfinite(h.data).all():
-        raise DataError("history holds a non-finite value; expected finite interaction weights")
-    return h
-
-
-# ------------------------------------------------------------------------------------------------ blocks
-def _block_rows(n_cols: int, block_bytes: int = BLOCK_BYTES) -> int:
-    """Rows per dense float64 block of width ``n_cols`` that fit in ``block_bytes``."""
-    return max(1, block_bytes // (8 * max(n_cols, 1)))
-
-
-def _product_blocks(left: sp.csr_matrix, right: sp.csr_matrix,
-                    block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, dense (left @ right)[start:start+b])`` row blocks as float64 arrays.
-
-    The sparse product of a row slice costs what the non-zeros of that slice imply, so the whole loop does
-    the work of one sparse product while holding one dense block at a time.
-    """
-    n_rows, n_cols = left.shape[0], right.shape[1]
-    step = _block_rows(n_cols, block_bytes)
-    for start in range(0, n_rows, step):
-        block = (left[start : start + step] @ right).toarray()  # (b, n_cols)
-        yield start, np.asarray(block, dtype=np.float64)
-
-
-def _topk_rows(block: np.ndarray, k: int, start: int,
-               exclude_diagonal: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triplets ``(rows, cols, values)`` of the ``k`` largest non-zero entries of each row of a block.
-
-    ``block`` is rows ``start .. start + b`` of a square matrix; with ``exclude_diagonal`` the entry
-    ``(start + r, start + r)`` is dropped first (an item is not its own neighbour). ``block`` is modified.
-    """
-    import torch
-
-    b, n = block.shape
-    local = np.arange(b)
-    if exclude_diagonal:
-        block[local, start + local] = 0.0
-    k = min(k, n)
-    if k < n:
-        # torch.topk rather than np.argpartition: introselect slows down several-fold on the many tied
-        # zeros of a co-occurrence block (measured 0.15 s vs 1.8 s per 1241 x 27000 block).
-        top = torch.topk(torch.from_numpy(block), k, dim=1, sorted=False)
-        vals, idx = top.values.numpy(), top.indices.numpy()  # (b, k) each, unordered
-    else:
-        idx = np.broadcast_to(np.arange(n), (b, n))
-        vals = block
-    keep = vals != 0.0
-    rows = np.broadcast_to((start + local)[:, None], idx.shape)[keep]
-    return rows.astype(np.int64), idx[keep].astype(np.int64), vals[keep]
-
-
-def _triplets_to_csr(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                     shape: tuple[int, int]) -> sp.csr_matrix:
-    """One float32 CSR (sorted indices) from lists of ``(rows, cols, values)`` triplets."""
-    if parts:
-        rows = np.concatenate([p[0] for p in parts])
-        cols = np.concatenate([p[1] for p in parts])
-        vals = np.concatenate([p[2] for p in parts]).astype(np.float32)
-    else:
-        rows = cols = np.zeros(0, dtype=np.int64)
-        vals = np.zeros(0, dtype=np.float32)
-    out = sp.csr_matrix((vals, (rows, cols)), shape=shape)
-    out.sum_duplicates()
-    out.sort_indices()
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ similarity
@@ -206,7 +97,7 @@ def _neighbours(docs: sp.csr_matrix, *, k: int, shrink: float, similarity: str, 
     a = 0.5 if similarity == "cosine" else alpha
     left, right = np.power(sq, a), np.power(sq, 1.0 - a)  # (n_docs,) each
     parts = []
-    for start, gram in _product_blocks(docs, docs.T.tocsr(), block_bytes):  # (b, n_docs)
+    for start, gram in product_blocks(docs, docs.T.tocsr(), block_bytes):  # (b, n_docs)
         rows = slice(start, start + gram.shape[0])
         if similarity == "jaccard":
             denom = sq[rows, None] + sq[None, :] - gram
@@ -214,8 +105,8 @@ def _neighbours(docs: sp.csr_matrix, *, k: int, shrink: float, similarity: str, 
             denom = np.outer(left[rows], right)
         denom += shrink + _EPS
         gram /= denom
-        parts.append(_topk_rows(gram, k, start))
-    return _triplets_to_csr(parts, (n_docs, n_docs))
+        parts.append(topk_rows(gram, k, start))
+    return triplets_to_csr(parts, (n_docs, n_docs))
 
 
 # ------------------------------------------------------------------------------------------------ base
@@ -241,7 +132,7 @@ class ItemSimilarityRecommender(Recommender):
             ``(n, n_items)`` float32 scores; history items are not masked.
         """
         self._check_fitted()
-        h = _check_history(history, self.n_items)  # (n, n_items)
+        h = check_history(history, self.n_items)  # (n, n_items)
         return np.asarray((h @ self.weights_).toarray(), dtype=np.float32)  # (n, n_items)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
@@ -298,10 +189,10 @@ class _KNNParams:
 
     def _checked(self) -> dict[str, Any]:
         return {
-            "k": _check_int("topk", self.topk, 1),
-            "shrink": _check_float("shrink", self.shrink, low=0.0),
-            "similarity": _check_choice("similarity", self.similarity, SIMILARITIES),
-            "alpha": _check_float("alpha", self.alpha, low=0.0, high=1.0),
+            "k": check_int("topk", self.topk, 1),
+            "shrink": check_float("shrink", self.shrink, low=0.0),
+            "similarity": check_choice("similarity", self.similarity, SIMILARITIES),
+            "alpha": check_float("alpha", self.alpha, low=0.0, high=1.0),
         }
 
 
@@ -353,7 +244,7 @@ class ItemKNN(_KNNParams, ItemSimilarityRecommender):
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
         opts = self._checked()
-        weighting = _check_choice("feature_weighting", self.feature_weighting, FEATURE_WEIGHTINGS)
+        weighting = check_choice("feature_weighting", self.feature_weighting, FEATURE_WEIGHTINGS)
         docs = _feature_weighting(train.csr().T.tocsr(), weighting)  # (n_items, n_users)
         # Row t of the result holds the neighbours of target item t: transposed, column j votes for j.
         self.weights_ = _neighbours(docs, **opts).T.tocsr()  # (n_items, n_items)
@@ -411,7 +302,7 @@ class UserKNN(_KNNParams, Recommender):
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
         opts = self._checked()
-        weighting = _check_choice("feature_weighting", self.feature_weighting, FEATURE_WEIGHTINGS)
+        weighting = check_choice("feature_weighting", self.feature_weighting, FEATURE_WEIGHTINGS)
         docs = _feature_weighting(train.csr(), weighting)  # (n_users, n_items)
         self.neighbours_ = _neighbours(docs, **opts)  # (n_users, n_users)
         log.debug("userknn: %d similarities kept", self.neighbours_.nnz)

@@ -11,14 +11,8 @@ import scipy.sparse as sp
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.baselines.knn import (
-    ItemSimilarityRecommender,
-    _check_float,
-    _check_int,
-    _product_blocks,
-    _topk_rows,
-    _triplets_to_csr,
-)
+from gan4rec.models.baselines.common import check_float, check_int, product_blocks, topk_rows, triplets_to_csr
+from gan4rec.models.baselines.knn import ItemSimilarityRecommender
 
 __all__ = ["RP3beta"]
 
@@ -84,9 +78,9 @@ class RP3beta(ItemSimilarityRecommender):
         self.random_state = random_state
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
-        alpha = _check_float("alpha", self.alpha, low=0.0)
-        beta = _check_float("beta", self.beta, low=0.0)
-        k = _check_int("topk", self.topk, 1)
+        alpha = check_float("alpha", self.alpha, low=0.0)
+        beta = check_float("beta", self.beta, low=0.0)
+        k = check_int("topk", self.topk, 1)
         if not isinstance(self.normalize_similarity, (bool, np.bool_)):
             raise DataError(f"normalize_similarity must be True or False, got {self.normalize_similarity!r}")
         x = train.csr()  # (n_users, n_items)
@@ -97,10 +91,10 @@ class RP3beta(ItemSimilarityRecommender):
         # An item nobody saw is unreachable anyway; its penalty is set to 0 rather than 0^-beta = inf.
         penalty = np.power(degree, -beta, out=np.zeros(n), where=degree > 0)
         parts = []
-        for start, block in _product_blocks(p_iu, p_ui):  # (b, n_items)
+        for start, block in product_blocks(p_iu, p_ui):  # (b, n_items)
             block *= penalty[None, :]
-            parts.append(_topk_rows(block, k, start))
-        w = _triplets_to_csr(parts, (n, n))
+            parts.append(topk_rows(block, k, start))
+        w = triplets_to_csr(parts, (n, n))
         if self.normalize_similarity:
             sums = np.asarray(w.sum(axis=1), dtype=np.float64).ravel()  # (n_items,)
             inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)

@@ -12,13 +12,8 @@ import numpy as np
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.baselines.knn import (
-    ItemSimilarityRecommender,
-    _check_float,
-    _check_int,
-    _rng,
-    _triplets_to_csr,
-)
+from gan4rec.models.baselines.common import check_float, check_int, numpy_rng, triplets_to_csr
+from gan4rec.models.baselines.knn import ItemSimilarityRecommender
 
 __all__ = ["SLIM"]
 
@@ -114,14 +109,14 @@ class SLIM(ItemSimilarityRecommender):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import ElasticNet
 
-        alpha = _check_float("alpha", self.alpha, low=0.0, low_open=True)
-        l1_ratio = _check_float("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
-        k = _check_int("topk", self.topk, 1)
-        max_iter = _check_int("max_iter", self.max_iter, 1)
-        tol = _check_float("tol", self.tol, low=0.0)
-        budget = None if self.max_fit_seconds is None else _check_float(
+        alpha = check_float("alpha", self.alpha, low=0.0, low_open=True)
+        l1_ratio = check_float("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
+        k = check_int("topk", self.topk, 1)
+        max_iter = check_int("max_iter", self.max_iter, 1)
+        tol = check_float("tol", self.tol, low=0.0)
+        budget = None if self.max_fit_seconds is None else check_float(
             "max_fit_seconds", self.max_fit_seconds, low=0.0, low_open=True)
-        rng = _rng(self.random_state)
+        rng = numpy_rng(self.random_state)
 
         n_users, n = train.shape
         # float64 CSC with int32 indices is what the sparse solver takes without a copy (check_input=False).
@@ -164,7 +159,7 @@ class SLIM(ItemSimilarityRecommender):
                 if len(nz) > k:
                     nz = nz[np.argpartition(coef[nz], len(nz) - k)[len(nz) - k :]]
                 parts.append((nz, np.full(len(nz), j), coef[nz]))
-        self.weights_ = _triplets_to_csr(parts, (n, n))
+        self.weights_ = triplets_to_csr(parts, (n, n))
         log.debug("slim: %d weights kept, %.1fs", self.weights_.nnz, time.perf_counter() - t0)
         if unconverged:
             log.info("slim: %d of %d columns stopped at max_iter=%d before reaching tol=%g",

@@ -12,7 +12,7 @@ from scipy.sparse.linalg import svds
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
-from gan4rec.models.baselines.knn import _check_history, _check_int, _rng
+from gan4rec.models.baselines.common import check_history, check_int, numpy_rng
 
 __all__ = ["PureSVD"]
 
@@ -55,8 +55,8 @@ class PureSVD(Recommender):
         self.random_state = random_state
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
-        requested = _check_int("n_factors", self.n_factors, 1)
-        rng = _rng(self.random_state)
+        requested = check_int("n_factors", self.n_factors, 1)
+        rng = numpy_rng(self.random_state)
         x = sp.csr_matrix(train.csr(), dtype=np.float64)  # (n_users, n_items)
         k = min(requested, min(x.shape) - 1)
         if k < 1:
@@ -83,7 +83,7 @@ class PureSVD(Recommender):
             ``(n, n_items)`` float32 scores ``history @ V @ V^T``; history items are not masked.
         """
         self._check_fitted()
-        h = _check_history(history, self.n_items)  # (n, n_items)
+        h = check_history(history, self.n_items)  # (n, n_items)
         z = np.asarray(h @ self.item_factors_)  # (n, k)
         return np.asarray(z @ self.item_factors_.T, dtype=np.float32)  # (n, n_items)
 
