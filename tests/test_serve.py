@@ -40,7 +40,9 @@ from gan4rec.errors import DataError
 from gan4rec.explain import explain, history_matrix
 from gan4rec.models import create
 from gan4rec.models.base import Recommender
-from gan4rec.serve.app import _Batcher, create_app, read_api_keys, top_k
+from gan4rec.serve.app import create_app
+from gan4rec.serve.security import read_api_keys
+from gan4rec.serve.service import Batcher, top_k
 from gan4rec.serve.state import read_item_titles
 
 KEY = "test-key-0123456789abcdef"
@@ -515,7 +517,7 @@ def test_micro_batcher_scores_concurrent_requests_together() -> None:
         model = _Model()
 
     async def run() -> list[np.ndarray]:
-        b = _Batcher()
+        b = Batcher()
         live = _Live()
         return await asyncio.gather(*(b.score(live, u) for u in (4, 1, 7)))
 
@@ -524,7 +526,7 @@ def test_micro_batcher_scores_concurrent_requests_together() -> None:
     assert [o.tolist() for o in out] == [[4.0] * 3, [1.0] * 3, [7.0] * 3]
 
     async def burst() -> list[np.ndarray]:
-        b = _Batcher()
+        b = Batcher()
         b.max_batch = 2
         live = _Live()
         return await asyncio.gather(*(b.score(live, u) for u in range(5)))
