@@ -41,6 +41,7 @@ them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,7 @@ from gan4rec.errors import DataError
 from gan4rec.serve.context import ServerContext
 from gan4rec.serve.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
 from gan4rec.serve.reloader import Reloader
+from gan4rec.serve.routers.system import FAVICON_URL
 from gan4rec.serve.security import ApiKeys, read_api_keys
 from gan4rec.serve.service import Batcher, Service
 from gan4rec.serve.state import ModelSlot
@@ -62,10 +64,29 @@ __all__ = [
     "run_server",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Default request-body limit: a 10,000-item history of long string ids fits.
 DEFAULT_MAX_BODY_BYTES = 4 * 2**20
 #: Environment variable carrying the settings to each worker process (``workers > 1``).
 SETTINGS_ENV = "GAN4REC_SERVE_SETTINGS"
+
+
+def _fastapi(**kwargs: Any) -> Any:
+    """A FastAPI application whose ``/docs`` (Swagger UI) and ``/redoc`` work offline.
+
+    fastapi-offline serves the pages' scripts and styles from its own package under
+    ``/static-offline-docs``; FastAPI alone would load them from a CDN.
+    """
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        from fastapi import FastAPI
+
+        log.warning("fastapi-offline is not installed: /docs and /redoc load their scripts from a CDN "
+                    "(pip install 'gan4rec[serve]')")
+        return FastAPI(**kwargs)
+    return FastAPIOffline(favicon_url=FAVICON_URL, **kwargs)
 
 
 def create_app(
@@ -104,7 +125,7 @@ def create_app(
         A file shared by the workers of one server (set by :func:`run_server` when ``workers > 1``); see
         :class:`gan4rec.serve.reloader.Reloader`.
     """
-    from fastapi import Depends, FastAPI
+    from fastapi import Depends
 
     from gan4rec import __version__
     from gan4rec.serve.errors import add_exception_handlers
@@ -127,7 +148,7 @@ def create_app(
                             batcher=Batcher(), keys=ApiKeys(keys), reloader=reloader,
                             max_body_bytes=max_body_bytes)
 
-    app = FastAPI(
+    app = _fastapi(
         title="gan4rec",
         version=__version__,
         description="Recommendations, explanations and similar items from a saved gan4rec model. Raw ids in "

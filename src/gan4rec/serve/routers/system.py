@@ -25,7 +25,10 @@ from gan4rec.serve.schemas import (
     Readiness,
 )
 
-__all__ = ["public_router", "router"]
+__all__ = ["FAVICON_URL", "public_router", "router"]
+
+#: Where the site's icon is served (the web page and the API docs link to it).
+FAVICON_URL = "/favicon.svg"
 
 #: ``/info`` and ``/metrics``; include it with the API-key dependency.
 router = APIRouter(tags=["service"])
@@ -85,10 +88,17 @@ _PAGE_HEADERS = {
 
 
 @functools.cache
-def _page() -> str:
-    return resources.files("gan4rec.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+def _static(name: str) -> str:
+    return resources.files("gan4rec.serve").joinpath(f"static/{name}").read_text(encoding="utf-8")
 
 
 @public_router.get("/", include_in_schema=False)
 async def index() -> Any:
-    return HTMLResponse(_page(), headers=_PAGE_HEADERS)
+    return HTMLResponse(_static("index.html"), headers=_PAGE_HEADERS)
+
+
+@public_router.get(FAVICON_URL, include_in_schema=False)
+@public_router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Any:
+    return Response(_static("favicon.svg"), media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
