@@ -144,3 +144,40 @@ def test_api_docs_render_offline_in_headless_chromium(root: Path, tmp_path: Path
         assert "/recommend" in redoc and "/similar" in redoc, redoc[-2000:]
         status, icon = _get(port, "/favicon.ico")
         assert status == 200 and icon.startswith(b"<svg")
+
+
+# ------------------------------------------------------------------------------------------------ ids
+def _users(client: TestClient) -> list[Any]:
+    return client.app.state.slot.current.model.user_map_.ids.tolist()  # type: ignore[attr-defined]
+
+
+def test_users_are_echoed_in_the_type_of_the_id_map(int_client: TestClient, str_client: TestClient) -> None:
+    """Integer ids come back as integers and string ids as strings, for known and unknown users alike."""
+    known = _users(int_client)[3]
+    for sent, echoed, strategy in [
+        (str(known), known, "model"),
+        ("999999", 999999, "popularity_fallback"),  # unknown, parses as an integer id
+        ("abc", "abc", "popularity_fallback"),  # unknown, cannot be an integer id: as sent
+        ("99999999999999999999", "99999999999999999999", "popularity_fallback"),  # beyond int64
+    ]:
+        body = int_client.get("/recommend", params={"user": sent, "k": 2}).json()
+        assert body["user"] == echoed and type(body["user"]) is type(echoed), sent
+        assert body["strategy"] == strategy
+    res = int_client.post("/recommend", json={"users": [known, str(known), "999999", 999999, "abc"],
+                                              "k": 2}).json()["results"]
+    assert [r["user"] for r in res] == [known, known, 999999, 999999, "abc"]
+    assert [type(r["user"]) for r in res] == [int, int, int, int, str]
+
+    name = _users(str_client)[3]
+    assert isinstance(name, str)
+    for sent, strategy in [(name, "model"), ("999999", "popularity_fallback"), ("zz", "popularity_fallback")]:
+        body = str_client.get("/recommend", params={"user": sent, "k": 2}).json()
+        assert body["user"] == sent and body["strategy"] == strategy
+    res = str_client.post("/recommend", json={"users": [name, 999999, "999999", "zz"], "k": 2}).json()
+    assert [r["user"] for r in res["results"]] == [name, "999999", "999999", "zz"]
+
+
+def test_the_echo_rule_is_in_the_openapi_schema(int_client: TestClient) -> None:
+    spec = int_client.get("/openapi.json").json()
+    text = spec["components"]["schemas"]["Recommendation"]["properties"]["user"]["description"]
+    assert "integer for integer ids" in text and "echoed as sent" in text

@@ -93,7 +93,11 @@ class TitledItem(BaseModel):
 
 
 class Recommendation(BaseModel):
-    user: Id | None = Field(description="The user id; null for an ad-hoc history.")
+    user: Id | None = Field(description=(
+        "The user id in the type the model's ids have: an integer for integer ids, a string for string ids. "
+        "An unknown user's id is converted to that type where it parses as one (a query string's \"42\" is "
+        "42 for integer ids; 42 is \"42\" for string ids) and echoed as sent otherwise. Null for an ad-hoc "
+        "history."))
     items: list[ScoredItem]
     strategy: Literal["model", "popularity_fallback"]
     model_version: str

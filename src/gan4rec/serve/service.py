@@ -18,7 +18,7 @@ import numpy as np
 from gan4rec.serve.errors import HTTPError
 from gan4rec.serve.middleware import Metrics
 from gan4rec.serve.schemas import MAX_ID_CHARS, MAX_LIST
-from gan4rec.serve.state import LiveModel, ModelSlot, lookup_id
+from gan4rec.serve.state import LiveModel, ModelSlot, echo_id, lookup_id
 
 __all__ = ["Batcher", "Service", "top_k"]
 
@@ -165,8 +165,10 @@ class Service:
         candidates = (self._items_in(live, candidates_raw, "candidates", common)
                       if candidates_raw is not None else None)
         user_idx = [lookup_id(live.model.user_map_, r) for r in raw_users]
-        # Known users are answered with the model's own id (an int for int maps, even if sent as "42").
-        canonical = [self._user_raw(live, u) if u >= 0 else r for r, u in zip(raw_users, user_idx)]
+        # Users are answered in the id map's type: known ones with the model's own id, unknown ones converted
+        # where they parse as that type (a query string's "42" is 42 for integer ids).
+        imap = live.model.user_map_
+        canonical = [self._user_raw(live, u) if u >= 0 else echo_id(imap, r) for r, u in zip(raw_users, user_idx)]
         if self.strict_users:
             for raw, u in zip(raw_users, user_idx):
                 if u < 0:
