@@ -181,3 +181,188 @@ def test_the_echo_rule_is_in_the_openapi_schema(int_client: TestClient) -> None:
     spec = int_client.get("/openapi.json").json()
     text = spec["components"]["schemas"]["Recommendation"]["properties"]["user"]["description"]
     assert "integer for integer ids" in text and "echoed as sent" in text
+
+
+# ------------------------------------------------------------------------------------------------ strictness
+@pytest.mark.parametrize("path, body, fragment", [
+    ("/recommend", {"users": [1], "k": True}, "k: expected an integer, got a boolean"),
+    ("/recommend", {"users": [1], "k": 3.5}, "k: expected an integer, got a fractional number"),
+    ("/recommend", {"users": [1], "k": "3"}, "k: Input should be a valid integer"),
+    ("/recommend", {"history": [1], "exclude_seen": 0}, "exclude_seen: Input should be a valid boolean"),
+    ("/recommend", {"users": [1], "exclude_seen": "false"}, "exclude_seen: Input should be a valid boolean"),
+    ("/explain", {"user": 1, "items": [1], "top": True}, "top: expected an integer, got a boolean"),
+])
+def test_request_bodies_take_no_loose_types(int_client: TestClient, path: str, body: dict[str, Any],
+                                            fragment: str) -> None:
+    r = int_client.post(path, json=body)
+    assert r.status_code == 422 and fragment in r.json()["detail"], r.text
+
+
+def test_strict_fields_still_take_their_own_types(int_client: TestClient) -> None:
+    user = _users(int_client)[0]
+    for k in (3, 3.0):  # 3.0 is an integer to JSON Schema (and so to the OpenAPI's clients)
+        r = int_client.post("/recommend", json={"users": [user], "k": k, "exclude_seen": False})
+        assert r.status_code == 200 and len(r.json()["results"][0]["items"]) == 3
+    assert int_client.post("/explain", json={"user": user, "items": [1], "top": 2}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------ keys
+def test_readiness_is_public_but_its_details_need_the_key(root: Path, data_dir_corrupt: Path) -> None:
+    with TestClient(create_app(data_dir_corrupt, api_key=KEY)) as c:
+        (data_dir_corrupt / "CURRENT").write_text("v-missing")  # the next reload is refused
+        assert c.post("/admin/reload", headers=H).status_code == 409
+        for headers in ({}, {"X-API-Key": "wrong-key-0123456789"}):
+            r = c.get("/readyz", headers=headers)
+            assert r.status_code == 200 and r.json() == {"status": "ready"}
+        details = c.get("/readyz", headers=H).json()
+        assert details["status"] == "ready" and details["refused_reloads"] == 1
+        assert str(data_dir_corrupt) in details["last_reload_error"]  # server paths: for key holders only
+    with TestClient(create_app(root / "int")) as c:  # an open server has no secrets to keep
+        assert set(c.get("/readyz").json()) > {"status", "model_version", "last_reload_error"}
+
+
+@pytest.fixture
+def data_dir_corrupt(root: Path, tmp_path: Path) -> Path:
+    """A copy of the integer-id model whose artifact the test may break."""
+    shutil.copytree(root / "int", tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_openapi_declares_the_key_only_where_the_server_has_keys(root: Path) -> None:
+    def secured(spec: dict[str, Any]) -> set[str]:
+        return {f"{method.upper()} {path}" for path, ops in spec["paths"].items()
+                for method, op in ops.items() if op.get("security")}
+
+    with TestClient(create_app(root / "int")) as c:
+        spec = c.get("/openapi.json").json()
+        assert "securitySchemes" not in spec.get("components", {}) and secured(spec) == set()
+        assert c.post("/admin/reload").status_code == 403  # admin stays disabled without keys
+    with TestClient(create_app(root / "int", api_key=KEY)) as c:
+        spec = c.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+        assert {"GET /recommend", "POST /recommend", "GET /explain", "POST /explain", "GET /similar",
+                "GET /history", "GET /items", "GET /info", "GET /metrics", "POST /admin/reload"} == secured(spec)
+
+
+# ------------------------------------------------------------------------------------------------ methods
+def test_options_and_405_name_every_method_of_a_path(int_client: TestClient) -> None:
+    for path, allow in [("/recommend", "GET, POST, OPTIONS"), ("/explain", "GET, POST, OPTIONS"),
+                        ("/admin/reload", "POST, OPTIONS"), ("/healthz", "GET, OPTIONS")]:
+        r = int_client.options(path)
+        assert r.status_code == 204 and r.headers["allow"] == allow, path
+        r = int_client.delete(path)
+        assert r.status_code == 405 and r.headers["allow"] == allow, path
+    assert int_client.options("/no/such/path").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------------ timeouts
+def _until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """What the server sends until it closes the connection; fails if it is still open after ``seconds``."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for {seconds} s; received {data[:200]!r}")
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def _request(port: int, raw: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if raw:
+        sock.sendall(raw)
+    return sock
+
+
+@contextlib.contextmanager
+def _normal_client(port: int) -> Iterator[list[int]]:
+    """A client asking ``/healthz`` and ``/recommend`` over and over meanwhile; the statuses it got."""
+    import threading
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for path in ("/healthz", "/recommend?user=1&k=3"):
+                try:
+                    statuses.append(_get(port, path, H)[0])
+                except OSError:
+                    statuses.append(-1)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_idle_and_slow_connections_are_closed_while_others_are_served(root: Path) -> None:
+    """With 1 s timeouts: an idle keep-alive connection, a connection that sends nothing, a half-sent head,
+    a head trickled byte by byte and a half-sent body are all closed (the last three with 408); meanwhile
+    a normal client gets only 200s. Bounds are generous (10 s): closed at all, not how fast."""
+    options = {"keep_alive_timeout": 1, "head_timeout": 1, "body_timeout": 1,
+               "api_key_file": str(root / "keys.txt")}
+    with _server(root / "int", **options) as port, _normal_client(port) as statuses:
+        with _request(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n") as idle:
+            answer = _until_closed(idle, 10)  # kept alive (no "connection: close"), then closed once idle
+            assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
+        with _request(port, b"") as silent:
+            assert _until_closed(silent, 10) == b""
+        with _request(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n") as half_head:
+            assert _until_closed(half_head, 10).startswith(b"HTTP/1.1 408")
+        head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 100 + b"\r\n\r\n"
+        answer, sent = _trickle(port, head, every=0.1)
+        assert sent < len(head) and answer.startswith(b"HTTP/1.1 408"), (sent, answer[:100])
+        body = b'{"users": [1], "k": 3}'
+        with _request(port, b"POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                            b"X-API-Key: " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                      + body[:5]) as half_body:
+            answer = _until_closed(half_body, 10)
+            assert answer.startswith(b"HTTP/1.1 408") and b"connection: close" in answer.lower()
+            assert b"request body not received within 1 s" in answer
+    assert len(statuses) > 4 and set(statuses) == {200}
+
+
+def _trickle(port: int, head: bytes, every: float) -> tuple[bytes, int]:
+    """Send ``head`` one byte at a time until the server answers or closes; (its answer, bytes sent)."""
+    import select
+
+    sent = 0
+    with _request(port, b"") as sock:
+        while sent < len(head):
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server answered or closed: stop writing into a closed connection
+            try:
+                sock.sendall(head[sent : sent + 1])
+            except OSError:
+                break
+            sent += 1
+            time.sleep(every)
+        return _until_closed(sock, 10), sent
+
+
+def test_open_connections_are_capped(root: Path) -> None:
+    """With ``limit_concurrency=3``, the third open connection's request gets 503; once others close, 200."""
+    with _server(root / "int", keep_alive_timeout=30, limit_concurrency=3) as port:
+        held: list[socket.socket] = []
+        try:
+            statuses = []
+            for _ in range(3):
+                sock = _request(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                held.append(sock)
+                statuses.append(int(sock.recv(65536)[9:12]))
+            assert statuses == [200, 200, 503]
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while _get(port, "/healthz")[0] != 200:
+            assert time.monotonic() < deadline, "the cap did not free up after the connections closed"
+            time.sleep(0.1)

@@ -40,16 +40,18 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from gan4rec.errors import DataError
 from gan4rec.serve.context import ServerContext
 from gan4rec.serve.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from gan4rec.serve.protocol import DEFAULT_HEAD_TIMEOUT
 from gan4rec.serve.reloader import Reloader
 from gan4rec.serve.routers.system import FAVICON_URL
 from gan4rec.serve.security import ApiKeys, read_api_keys
@@ -57,6 +59,10 @@ from gan4rec.serve.service import Batcher, Service
 from gan4rec.serve.state import ModelSlot
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEAD_TIMEOUT",
+    "DEFAULT_KEEP_ALIVE_TIMEOUT",
+    "DEFAULT_LIMIT_CONCURRENCY",
     "DEFAULT_MAX_BODY_BYTES",
     "SETTINGS_ENV",
     "create_app",
@@ -68,8 +74,19 @@ log = logging.getLogger(__name__)
 
 #: Default request-body limit: a 10,000-item history of long string ids fits.
 DEFAULT_MAX_BODY_BYTES = 4 * 2**20
+#: Default seconds from the end of a request head to the last byte of its body (see ``body_timeout``).
+DEFAULT_BODY_TIMEOUT = 30.0
+#: Default seconds an idle connection (new, or between two requests) stays open.
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
+#: Default cap on open connections and requests per worker; beyond it new requests get 503.
+DEFAULT_LIMIT_CONCURRENCY = 1024
 #: Environment variable carrying the settings to each worker process (``workers > 1``).
 SETTINGS_ENV = "GAN4REC_SERVE_SETTINGS"
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise DataError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _fastapi(**kwargs: Any) -> Any:
@@ -97,6 +114,7 @@ def create_app(
     strict_users: bool = False,
     items_file: str | Path | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     handle_sighup: bool = True,
     reload_signal: str | Path | None = None,
 ) -> Any:
@@ -110,8 +128,9 @@ def create_app(
         Artifact directory written by :meth:`Recommender.save`. Reloads read its current version.
     api_key, api_key_file
         Accepted API keys (a key, several, or a file of one key per line). With keys, every endpoint but
-        ``/``, ``/healthz``, ``/readyz`` and ``/openapi.json`` needs an ``X-API-Key`` header. Without keys
-        the API is open and ``/admin/reload`` is disabled (403).
+        ``/``, ``/healthz``, ``/readyz`` (whose details need a key), ``/openapi.json`` and the API docs
+        needs an ``X-API-Key`` header, and the OpenAPI schema declares it. Without keys the API is open
+        and ``/admin/reload`` is disabled (403).
     strict_users
         Answer 404 to an unknown user instead of the popularity fallback.
     items_file
@@ -119,6 +138,9 @@ def create_app(
         ``title`` columns), shown in responses and on the web page.
     max_body_bytes
         Largest request body; a larger one gets 413 before it is read.
+    body_timeout
+        Seconds from the end of a request head to the last byte of its body; a slower body gets 408 and
+        the connection is closed. ``None``: no limit.
     handle_sighup
         Reload on ``SIGHUP`` (only where the app runs in the main thread, i.e. under uvicorn).
     reload_signal
@@ -130,10 +152,12 @@ def create_app(
     from gan4rec import __version__
     from gan4rec.serve.errors import add_exception_handlers
     from gan4rec.serve.routers import admin, items, recommend, system
-    from gan4rec.serve.security import require_admin_key, require_key
+    from gan4rec.serve.security import admin_disabled, require_admin_key, require_key
 
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
         raise DataError(f"max_body_bytes must be an integer >= 1024, got {max_body_bytes!r}")
+    if body_timeout is not None:
+        _check_seconds("body_timeout", body_timeout)
     keys: list[str] = []
     if api_key is not None:
         keys.extend([api_key] if isinstance(api_key, str) else list(api_key))
@@ -160,14 +184,16 @@ def create_app(
     app.state.metrics = metrics
     add_exception_handlers(app)
 
-    protected = [Depends(require_key)]
+    # The X-API-Key header is declared (OpenAPI) and checked only where the server has keys.
+    secured = bool(keys)
+    protected = [Depends(require_key)] if secured else []
     routers = [
-        (recommend.hot_router(secured=True), []),
+        (recommend.hot_router(secured=secured), []),
         (recommend.router, protected),
         (items.router, protected),
         (system.router, protected),
         (system.public_router, []),
-        (admin.router, [Depends(require_admin_key)]),
+        (admin.router, [Depends(require_admin_key if secured else admin_disabled)]),
     ]
     for router, dependencies in routers:
         app.include_router(router, dependencies=dependencies)
@@ -176,7 +202,7 @@ def create_app(
     paths = frozenset(getattr(r, "path", "") for r in app.routes) | frozenset(
         getattr(r, "path", "") for router, _ in routers for r in router.routes)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, timeout=body_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: paths)
     return app
 
@@ -188,6 +214,21 @@ def create_app_from_env() -> Any:
         raise DataError(f"{SETTINGS_ENV} is not set; start workers with `gan4rec serve --workers N`")
     settings = json.loads(raw)
     return create_app(settings.pop("model_dir"), **settings)
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` in this process (spawned workers inherit it), restoring the previous values after."""
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_server(
@@ -204,18 +245,37 @@ def run_server(
     access_log: bool = True,
     log_level: str = "info",
     threads: int | None = None,
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    limit_concurrency: int | None = DEFAULT_LIMIT_CONCURRENCY,
 ) -> None:
     """Serve ``model_dir`` with uvicorn until SIGTERM/SIGINT (which drain requests in flight, then exit).
 
     With ``workers > 1`` each worker loads the model itself, metrics use prometheus_client's multiprocess
     mode in a temporary folder, and SIGHUP goes to uvicorn's supervisor (see the module docstring).
+
+    Connections are bounded so that idle or slow clients cannot hold the server's sockets: an idle
+    connection (a new one, or a keep-alive one between requests) is closed after ``keep_alive_timeout``
+    seconds; a request head must arrive within ``head_timeout`` seconds of its first byte and a body within
+    ``body_timeout`` seconds of its head (else 408 and the connection is closed; see
+    :class:`gan4rec.serve.protocol.DeadlineH11Protocol`); and once ``limit_concurrency`` connections or
+    requests are open (per worker), new requests get 503 (``None``: no cap). The protocol is uvicorn's h11.
     """
     import tempfile
 
     import uvicorn
 
+    from gan4rec.serve.protocol import HEAD_TIMEOUT_ENV, DeadlineH11Protocol
+
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise DataError(f"workers must be an integer >= 1, got {workers!r}")
+    for name, seconds in (("keep_alive_timeout", keep_alive_timeout), ("head_timeout", head_timeout),
+                          ("body_timeout", body_timeout)):
+        _check_seconds(name, seconds)
+    if limit_concurrency is not None and (isinstance(limit_concurrency, bool)
+                                          or not isinstance(limit_concurrency, int) or limit_concurrency < 1):
+        raise DataError(f"limit_concurrency must be an integer >= 1 or None, got {limit_concurrency!r}")
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise DataError(f"threads must be an integer >= 1, got {threads!r}")
@@ -224,11 +284,14 @@ def run_server(
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)  # spawned workers read it when they import torch
     common: dict[str, Any] = {"host": host, "port": port, "timeout_graceful_shutdown": graceful_timeout,
-              "access_log": access_log, "log_level": log_level}
+                              "access_log": access_log, "log_level": log_level, "http": DeadlineH11Protocol,
+                              "timeout_keep_alive": keep_alive_timeout, "limit_concurrency": limit_concurrency}
+    env = {HEAD_TIMEOUT_ENV: repr(float(head_timeout))}
     if workers == 1:
         app = create_app(model_dir, api_key_file=api_key_file, items_file=items_file,
-                         strict_users=strict_users, max_body_bytes=max_body_bytes)
-        uvicorn.run(app, **common)
+                         strict_users=strict_users, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+        with _environment(env):
+            uvicorn.run(app, **common)
         return
     # Fail here, once, with a clear message, rather than in every worker.
     if api_key_file is not None:
@@ -238,20 +301,12 @@ def run_server(
         metrics_dir = Path(shared) / "metrics"
         metrics_dir.mkdir()
         settings = {"model_dir": str(Path(model_dir).resolve()), "strict_users": strict_users,
-                    "max_body_bytes": max_body_bytes,
+                    "max_body_bytes": max_body_bytes, "body_timeout": body_timeout,
                     "api_key_file": str(Path(api_key_file).resolve()) if api_key_file else None,
                     "items_file": str(Path(items_file).resolve()) if items_file else None,
                     "reload_signal": str(Path(shared) / "reload")}
-        env = {SETTINGS_ENV: json.dumps(settings)}
+        env[SETTINGS_ENV] = json.dumps(settings)
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        previous = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # spawned workers inherit the environment
-        try:
+        with _environment(env):  # spawned workers inherit the environment
             uvicorn.run("gan4rec.serve.app:create_app_from_env", factory=True, workers=workers, **common)
-        finally:
-            for k, v in previous.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v

@@ -14,7 +14,7 @@ from typing import Any
 from gan4rec.errors import DataError
 from gan4rec.serve.schemas import MAX_ID_CHARS, ErrorBody
 
-__all__ = ["HTTPError", "add_exception_handlers", "error_responses", "validation_detail"]
+__all__ = ["HTTPError", "add_exception_handlers", "allowed_methods", "error_responses", "validation_detail"]
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,27 @@ def validation_detail(errors: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts[:3]) + more
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: Any, scope: Any) -> list[str]:
+    """The methods the routes of ``app`` (a Starlette application) answer at the request's path, and
+    ``OPTIONS``: each method is matched against every route as a request of that method would be."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in _METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return [*allowed, "OPTIONS"]
+
+
 def add_exception_handlers(app: Any) -> None:
     """Answer every error of ``app`` (a FastAPI application) with ``{"detail": ...}`` and its status."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from gan4rec.explain import UnsupportedError
@@ -108,8 +124,15 @@ def add_exception_handlers(app: Any) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_starlette(request: Request, exc: StarletteHTTPException) -> Any:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of the path only (GET for GET and POST
+            # /recommend): name every route's, and answer OPTIONS with them.
+            allow = ", ".join(allowed_methods(request.app, request.scope))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            headers = {**(headers or {}), "Allow": allow}
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _on_unexpected(request: Request, exc: Exception) -> Any:

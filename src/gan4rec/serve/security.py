@@ -17,7 +17,7 @@ from fastapi.security import APIKeyHeader
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.serve.errors import HTTPError
 
-__all__ = ["ApiKeys", "key_header", "read_api_keys", "require_admin_key", "require_key"]
+__all__ = ["ApiKeys", "admin_disabled", "key_header", "read_api_keys", "require_admin_key", "require_key"]
 
 #: The ``X-API-Key`` header, as declared in the OpenAPI schema.
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -89,3 +89,8 @@ async def require_admin_key(request: Request,
                             key: Annotated[str | None, Security(key_header)] = None) -> None:
     """Dependency of admin endpoints: keys are configured and the header holds one of them."""
     _keys(request).check_admin(key)
+
+
+async def admin_disabled(request: Request) -> None:
+    """Dependency of admin endpoints on a server without keys: always a 403 answer (declares no key)."""
+    _keys(request).check_admin(None)

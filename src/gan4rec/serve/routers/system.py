@@ -69,8 +69,15 @@ async def healthz() -> Any:
 
 @public_router.get("/readyz", response_model=Readiness)
 async def readyz(request: Request) -> Any:
-    """A verified model is live (a refused reload does not change that)."""
-    slot = server_context(request).slot
+    """A verified model is live (a refused reload does not change that).
+
+    Open to everyone. Where the server has API keys, the details (model, version, reloads, the last
+    refused reload's error) need an accepted ``X-API-Key`` header; without one the answer is the status.
+    """
+    ctx = server_context(request)
+    if ctx.keys and not ctx.keys.ok(request.headers.get("x-api-key")):
+        return JSONResponse({"status": "ready"})
+    slot = ctx.slot
     live = slot.current
     return JSONResponse({
         "status": "ready", "model": live.name, "model_version": live.version,
