@@ -366,3 +366,23 @@ def test_open_connections_are_capped(root: Path) -> None:
         while _get(port, "/healthz")[0] != 200:
             assert time.monotonic() < deadline, "the cap did not free up after the connections closed"
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize("option, value", [("keep_alive_timeout", 0), ("head_timeout", -1.0),
+                                           ("body_timeout", float("nan")), ("body_timeout", True),
+                                           ("limit_concurrency", 0)])
+def test_run_server_refuses_bad_limits(root: Path, option: str, value: Any) -> None:
+    from gan4rec.errors import DataError
+    from gan4rec.serve.app import run_server
+
+    with pytest.raises(DataError, match=f"^{option} must be"):
+        run_server(root / "int", **{option: value})
+
+
+def test_docs_fall_back_to_the_cdn_without_fastapi_offline(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "fastapi_offline", None)  # its import now fails
+    with TestClient(create_app(root / "int")) as c:
+        assert c.get("/recommend", params={"user": "1"}).status_code == 200
+        assert "cdn" in c.get("/docs").text.lower()
+    assert "fastapi-offline is not installed" in caplog.text

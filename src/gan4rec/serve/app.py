@@ -6,8 +6,14 @@ Endpoints (raw ids in and out; OpenAPI at ``/openapi.json``):
 - ``POST /recommend``: a batch of users, or an ad-hoc ``history`` of item ids (fold-in models only);
 - ``GET /explain?user=ID&item=ID[&top=10]``, ``POST /explain`` (several items, a user or a history);
 - ``GET /similar?item=ID&k=10``; ``GET /history?user=ID``; ``GET /items?q=TEXT`` (title/id search);
-- ``GET /healthz`` (the process answers), ``GET /readyz`` (a verified model is live), ``GET /info``;
-- ``GET /metrics`` (Prometheus text); ``POST /admin/reload`` (needs an API key); ``GET /`` (web page).
+- ``GET /healthz`` (the process answers), ``GET /readyz`` (a verified model is live; its details need the
+  API key where the server has keys), ``GET /info``;
+- ``GET /metrics`` (Prometheus text); ``POST /admin/reload`` (needs an API key); ``GET /`` (web page);
+- ``/docs`` (Swagger UI) and ``/redoc``, whose assets come from the installed fastapi-offline package: they
+  work without internet access.
+
+Connections are bounded (:func:`run_server`): idle ones close after a keep-alive timeout, a request head
+and a body each have a deadline (408), and a cap on open connections answers 503 beyond it.
 
 Cold start: an unknown user, or a known user without training interactions, gets the training
 popularity ranking, marked ``"strategy": "popularity_fallback"`` (with ``strict_users``, an unknown user
