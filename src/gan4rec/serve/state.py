@@ -27,7 +27,7 @@ import numpy as np
 from gan4rec.data.idmap import IdMap
 from gan4rec.errors import ArtifactError, DataError, MissingInputError
 
-__all__ = ["LiveModel", "ModelSlot", "load_live", "lookup_id", "read_item_titles"]
+__all__ = ["LiveModel", "ModelSlot", "echo_id", "load_live", "lookup_id", "read_item_titles"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,22 @@ def lookup_id(idmap: IdMap, raw: Any) -> int:
         if not -(2**63) <= raw < 2**63:
             return -1
     return idmap.get(raw)
+
+
+def echo_id(idmap: IdMap, raw: Any) -> Any:
+    """A raw id from a request as a response gives it back: in the type ``idmap`` holds where it converts.
+
+    Integer maps: a JSON integer stays; a decimal string in the int64 range (what :func:`lookup_id` takes
+    for an integer id, such as a query string's ``"42"``) becomes that integer; anything else is echoed as
+    sent. String maps: a string stays; an integer becomes its decimal string (the key it was looked up by).
+    """
+    if idmap.kind == "int":
+        if isinstance(raw, str) and _INT_ID.fullmatch(raw):
+            value = int(raw)
+            if -(2**63) <= value < 2**63:
+                return value
+        return raw
+    return raw if isinstance(raw, str) else str(raw)
 
 
 @dataclass(frozen=True, eq=False)
