@@ -169,6 +169,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words ("an object", "null", ...)."""
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -481,7 +490,7 @@ class TensorInfo:
 def _tensor_table(obj: Any, where: Path) -> dict[str, TensorInfo]:
     """The metadata's ``tensors`` table, type-checked."""
     if not isinstance(obj, dict):
-        raise ArtifactError(f"{where}: 'tensors' is a {type(obj).__name__}, expected an object")
+        raise ArtifactError(f"{where}: 'tensors' is {_json_type(obj)}, expected an object")
     out = {}
     for name, spec in obj.items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
@@ -595,7 +604,7 @@ def open_artifact(path: str | os.PathLike[str], *, header: bool = True) -> OpenA
     _verify_file(folder, _META, files.get(_META), _MAX_META_BYTES)
     meta = _read_json(folder / _META, _MAX_META_BYTES)
     if not isinstance(meta, dict):
-        raise ArtifactError(f"{folder / _META}: holds a JSON {type(meta).__name__}, expected an object")
+        raise ArtifactError(f"{folder / _META}: holds {_json_type(meta)}, expected an object")
     _check_format(meta.get("format_version"), folder / _META)
     declared = _tensor_table(meta.get("tensors", {}), folder / _META)
     if not header:
@@ -632,6 +641,23 @@ _MODEL_META: dict[str, tuple[type, ...]] = {
     "item_map": (dict,), "train_fingerprint": (str,), "history": (list,), "split_fingerprint": (str,),
     "split": (dict,), "data": (dict,), "protocol": (dict,), "seed": (int, type(None)), "metrics": (dict,),
 }
+# Types of the protocol record's keys (`gan4rec evaluate` re-splits with it; its values are checked there).
+_PROTOCOL: dict[str, tuple[type, ...]] = {
+    "split": (str,), "test_frac": (int, float), "valid_frac": (int, float), "k": (int,), "split_seed": (int,),
+    "refit": (str,), "ks": (list,), "metric": (str,), "valid_repeats": (int,), "evaluation": (dict,),
+}
+
+
+def _check_types(obj: dict[str, Any], types: dict[str, tuple[type, ...]], what: str) -> None:
+    for key, allowed in types.items():
+        value = obj.get(key)
+        if key not in obj:
+            continue
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join(_JSON_NAMES[t] for t in allowed)
+            raise ArtifactError(f"{what} {key!r} is {_json_type(value)}, expected {names}")
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ArtifactError(f"{what} {key!r} is {value}, outside the 64-bit integers")
 
 
 def check_model_meta(meta: dict[str, Any], where: str | os.PathLike[str]) -> None:
@@ -643,11 +669,11 @@ def check_model_meta(meta: dict[str, Any], where: str | os.PathLike[str]) -> Non
     for key in ("model", "params", "user_map", "item_map"):
         if key not in meta:
             raise ArtifactError(f"{where}: metadata lacks {key!r}; not a saved gan4rec model")
-    for key, types in _MODEL_META.items():
-        value = meta.get(key)
-        if key in meta and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ArtifactError(f"{where}: metadata {key!r} is a {type(value).__name__}, expected {names}")
+    _check_types(meta, _MODEL_META, f"{where}: metadata")
+    _check_types(meta.get("protocol", {}), _PROTOCOL, f"{where}: metadata protocol")
+    ks = meta.get("protocol", {}).get("ks", [1])
+    if not all(_is_int(k) and 1 <= k < 2**31 for k in ks):
+        raise ArtifactError(f"{where}: metadata protocol 'ks' must list positive list lengths")
     for key in ("user_map", "item_map"):
         m = meta[key]
         if m.get("kind") not in ("int", "str") or not isinstance(m.get("ids"), list):

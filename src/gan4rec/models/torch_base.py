@@ -511,6 +511,8 @@ class TorchRecommender(Recommender):
 def _available(device: Any, where: str) -> bool:
     """Whether this machine has the torch device named ``device`` (a malformed name is an ArtifactError)."""
     try:
+        if not isinstance(device, str):
+            raise TypeError(device)
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         shown = one_line(repr(device), 60)
