@@ -592,9 +592,9 @@ def open_artifact(path: str | os.PathLike[str], *, header: bool = True) -> OpenA
     folders of interrupted saves beside the version are swept first (:func:`sweep_stale`).
     """
     root = Path(path)
+    in_artifact = not (root / _CURRENT).exists() and (root.parent / _CURRENT).is_file()
+    sweep_stale(root.parent if in_artifact else root)  # a version folder's artifact, or the artifact
     _, folder = current_version(root)
-    if folder != root or (root.parent / _CURRENT).is_file():
-        sweep_stale(folder.parent)
     manifest = _read_json(folder / _MANIFEST, _MAX_MANIFEST_BYTES)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise ArtifactError(f"{folder / _MANIFEST}: not a manifest (an object with a 'files' object)")
