@@ -480,7 +480,10 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        size = np.dtype(self.dtype).itemsize if self.dtype in _DTYPES.values() else 4
+        try:
+            size = 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+        except TypeError:
+            size = 8  # a dtype numpy does not know: count it as the widest
         return math.prod(self.shape) * size
 
     def __str__(self) -> str:
