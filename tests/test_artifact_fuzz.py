@@ -647,3 +647,8 @@ def test_serve_reload_refuses_hostile_versions(bases: dict[str, Path], tmp_path:
     np.testing.assert_array_equal(slot.current.model.score([0, 1]), before)
     with pytest.raises(ArtifactError):
         state.ModelSlot(d)  # start-up refuses it too
+    # A CURRENT that is not a name: refused as well (serve reads CURRENT itself, so any exception counts).
+    (d / "CURRENT").write_bytes(pickle.dumps({"v": 1}))
+    with pytest.raises(Exception):  # noqa: B017
+        slot.reload()
+    assert slot.refused == len(hostile) + 1 and slot.current is old
