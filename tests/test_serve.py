@@ -32,7 +32,7 @@ pytest.importorskip("prometheus_client")
 
 from fastapi.testclient import TestClient
 
-from gan4rec.artifacts import atomic_write_text
+from gan4rec.atomic import atomic_write_text
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.synthetic import make_synthetic

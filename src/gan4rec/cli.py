@@ -113,7 +113,7 @@ def _specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from gan4rec.artifacts import atomic_write_text
+    from gan4rec.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
@@ -315,7 +315,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.save_config:
         import tomli_w
 
-        from gan4rec.artifacts import atomic_write_text
+        from gan4rec.atomic import atomic_write_text
 
         proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
         proto["ks"] = list(protocol.ks)

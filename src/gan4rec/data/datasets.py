@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from gan4rec.artifacts import atomic_write_text, fsync_dir
+from gan4rec.atomic import atomic_write_text, fsync_dir
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError, MissingInputError
 

@@ -385,7 +385,7 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     pathlib.Path
         The path of ``report.html``.
     """
-    from gan4rec.artifacts import atomic_write_text
+    from gan4rec.atomic import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gan4rec.artifacts import atomic_write_text
+from gan4rec.atomic import atomic_write_text
 from gan4rec.serve.middleware import Metrics
 from gan4rec.serve.state import LiveModel, ModelSlot
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from gan4rec.artifacts import current_version
 from gan4rec.data.idmap import IdMap
 from gan4rec.errors import ArtifactError, DataError, MissingInputError
 
@@ -31,7 +32,6 @@ __all__ = ["LiveModel", "ModelSlot", "echo_id", "load_live", "lookup_id", "read_
 
 log = logging.getLogger(__name__)
 
-_CURRENT = "CURRENT"
 _INT_ID = re.compile(r"-?[0-9]{1,19}")
 # Users scored when verifying a freshly loaded model.
 _PROBE_USERS = 8
@@ -116,17 +116,8 @@ class LiveModel:
 
 
 def _version_folder(path: Path) -> tuple[str, Path]:
-    """The version name and folder an artifact directory currently points at."""
-    current = path / _CURRENT
-    if current.is_file():
-        name = current.read_text(encoding="utf-8").strip()
-        if not name or "/" in name or name.startswith("."):
-            raise ArtifactError(f"{current}: does not name a version folder")
-        return name, path / name
-    if not path.exists():
-        raise MissingInputError(f"{path}: no such model artifact")
-    # A bare version folder (MANIFEST.json inside) is its own version.
-    return path.name, path
+    """The version name and folder an artifact directory currently points at (read bounded and checked)."""
+    return current_version(path)
 
 
 def _verify(model: Any) -> None:
