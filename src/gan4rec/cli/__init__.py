@@ -1,0 +1,95 @@
+"""The ``gan4rec`` command: parse, call the library, print.
+
+This is the only module that configures logging. Errors print one line (no traceback unless ``--debug``)
+and exit with: 2 usage, 65 data error (bad rows, corrupt artifacts), 66 missing input, 70 internal error.
+
+The commands live by concern: :mod:`~gan4rec.cli.train_cmds` (models, train, tune, compare, demo),
+:mod:`~gan4rec.cli.model_cmds` (evaluate, info, recommend, serve, explain on a saved model) and
+:mod:`~gan4rec.cli.data_cmds` (data fetch, info, split); :mod:`~gan4rec.cli.common` holds what they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from gan4rec import __version__
+from gan4rec.cli import data_cmds, model_cmds, train_cmds
+from gan4rec.cli.common import (
+    EXIT_DATA,
+    EXIT_NOINPUT,
+    EXIT_SOFTWARE,
+    EXIT_USAGE,
+    DistributedFailure,
+    UsageError,
+)
+from gan4rec.errors import ArtifactError, DataError, MissingInputError, NotFittedError
+
+__all__ = ["main"]
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gan4rec",
+        description="GAN recommenders, honestly evaluated against strong classic baselines.",
+    )
+    p.add_argument("--version", action="version", version=f"gan4rec {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    train_cmds.add_parsers(sub)
+    model_cmds.add_parsers(sub)
+    data_cmds.add_parsers(sub)
+    return p
+
+
+def _configure_logging(debug: bool, quiet: bool) -> tuple[list[logging.Handler], int, bool]:
+    """Send the library's logs to stderr; returns the previous state, restored when main() returns."""
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
+    root = logging.getLogger("gan4rec")
+    previous = (root.handlers[:], root.level, root.propagate)
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    return previous
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gan4rec`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    previous = _configure_logging(args.debug, args.quiet)
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingInputError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_NOINPUT
+    except (DataError, ArtifactError) as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_DATA
+    except (NotFittedError, DistributedFailure) as e:
+        if args.debug:
+            raise
+        print(f"gan4rec: error: {e}", file=sys.stderr)
+        return EXIT_SOFTWARE
+    except KeyboardInterrupt:
+        print("gan4rec: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        root = logging.getLogger("gan4rec")
+        root.handlers[:], root.level, root.propagate = previous

@@ -1,0 +1,175 @@
+"""What the command modules share: exit codes, the data options, spec building, JSON output, tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from gan4rec.errors import Gan4recError
+
+__all__ = [
+    "EXIT_DATA", "EXIT_NOINPUT", "EXIT_SOFTWARE", "EXIT_USAGE", "DistributedFailure", "UsageError",
+    "add_data_options", "json_default", "load_cfg_and_model", "load_model", "parse_columns", "print_metrics",
+    "specs", "write_json",
+]
+
+EXIT_USAGE, EXIT_DATA, EXIT_NOINPUT, EXIT_SOFTWARE = 2, 65, 66, 70
+
+
+class UsageError(Gan4recError):
+    """A bad flag or flag value: exit 2."""
+
+
+class DistributedFailure(Gan4recError):
+    """A distributed run stopped because another rank did: exit 70."""
+
+
+# ---------------------------------------------------------------------------------------------- options
+def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True) -> None:
+    """Add the data source, reading and protocol flags shared by train, tune, compare, evaluate and data."""
+    g = p.add_argument_group("data source (one of)")
+    g.add_argument("--dataset", metavar="NAME",
+                   help="dataset by name (ml-100k, ml-1m, ml-latest-small, ml-20m, ml-25m, synthetic)"
+                   + ("; default: synthetic" if default_dataset else ""))
+    g.add_argument("--data", metavar="FILE", help="one interactions file, split by --split")
+    g.add_argument("--train", metavar="FILE", help="pre-split training file (with --test)")
+    g.add_argument("--test", metavar="FILE", help="pre-split test file (with --train)")
+    r = p.add_argument_group("reading")
+    r.add_argument("--format", choices=["auto", "uir", "csv", "tsv", "parquet", "movielens"], default=None)
+    r.add_argument("--columns", metavar="ROLE=COL,...",
+                   help="column mapping, e.g. user=userId,item=movieId,rating=rating,timestamp=timestamp")
+    r.add_argument("--sep", help="field separator of CSV-like files")
+    r.add_argument("--min-rating", type=float, default=None,
+                   help="count an interaction as positive when its rating >= this (default: all count)")
+    r.add_argument("--duplicates", choices=["last", "first", "max", "error"], default=None)
+    r.add_argument("--on-bad-rows", choices=["error", "skip"], default=None)
+    r.add_argument("--min-user-interactions", type=int, default=None, help="k-core filter on users")
+    r.add_argument("--min-item-interactions", type=int, default=None, help="k-core filter on items")
+    r.add_argument("--synthetic-size", choices=["ml-100k", "ml-1m", "ml-20m"], default=None,
+                   help="size preset of the synthetic dataset")
+    s = p.add_argument_group("protocol")
+    s.add_argument("--split", choices=["random", "leave-k-out", "temporal"], default=None)
+    s.add_argument("--test-frac", type=float, default=None)
+    s.add_argument("--valid-frac", type=float, default=None,
+                   help="validation carved from train (default 0.2; 0 = fit on the whole train)")
+    s.add_argument("--leave-k", type=int, default=None, help="k of --split leave-k-out")
+    s.add_argument("--split-seed", type=int, default=None, help="seed of the split (default 42)")
+    s.add_argument("--ks", default=None, help="list lengths to evaluate, e.g. 5,10,20")
+    s.add_argument("--valid-repeats", type=int, default=None,
+                   help="tuning: score each trial on N validation carvings (seeds split-seed..+N-1), use the mean")
+
+
+def parse_columns(text: str | None) -> dict[str, str] | None:
+    """``user=userId,item=movieId`` as a dict; ``None`` when not given."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        role, sep, col = part.partition("=")
+        if not sep or role.strip() not in ("user", "item", "rating", "timestamp") or not col.strip():
+            raise UsageError(f"--columns: bad entry {part!r}; expected ROLE=COLUMN with ROLE in user, item, rating, timestamp")
+        out[role.strip()] = col.strip()
+    return out
+
+
+def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """DataSpec and Protocol from the config file (if any), overridden by flags."""
+    from gan4rec.experiment import DataSpec, Protocol
+
+    cfg = cfg or {}
+    data_kw: dict[str, Any] = dict(cfg.get("data", {}))
+    proto_kw: dict[str, Any] = dict(cfg.get("protocol", {}))
+    flag_sources = {k: getattr(args, k, None) for k in ("dataset", "data", "train", "test")}
+    if any(flag_sources.values()):
+        for k in ("dataset", "data", "train", "test"):
+            data_kw.pop(k, None)
+        data_kw.update({k: v for k, v in flag_sources.items() if v})
+    for flag, key in (("format", "format"), ("sep", "sep"), ("min_rating", "min_rating"),
+                      ("duplicates", "duplicates"), ("on_bad_rows", "on_bad_rows"),
+                      ("min_user_interactions", "min_user_interactions"),
+                      ("min_item_interactions", "min_item_interactions")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            data_kw[key] = value
+    cols = parse_columns(getattr(args, "columns", None))
+    if cols:
+        data_kw["columns"] = cols
+    if getattr(args, "synthetic_size", None):
+        data_kw["synthetic"] = {**data_kw.get("synthetic", {}), "size": args.synthetic_size}
+    for flag, key in (("split", "split"), ("test_frac", "test_frac"), ("valid_frac", "valid_frac"),
+                      ("leave_k", "k"), ("split_seed", "split_seed"), ("refit", "refit"),
+                      ("valid_repeats", "valid_repeats")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            proto_kw[key] = value
+    if getattr(args, "ks", None):
+        try:
+            proto_kw["ks"] = tuple(int(x) for x in args.ks.split(","))
+        except ValueError:
+            raise UsageError(f"--ks: expected comma-separated integers, got {args.ks!r}") from None
+    return DataSpec(**data_kw), Protocol(**proto_kw)
+
+
+def load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The config file (if any), the model name and its params, ``--params`` over the config's."""
+    from gan4rec.experiment import load_config
+
+    cfg = load_config(args.config) if args.config else {}
+    model = args.model or cfg.get("model") or "toppop"
+    params = dict(cfg.get("params", {}))
+    if args.params:
+        try:
+            extra = json.loads(args.params)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--params: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(extra, dict):
+            raise UsageError("--params: expected a JSON object such as '{\"lambda_\": 500}'")
+        params.update(extra)
+    return cfg, model, params
+
+
+def load_model(path: str) -> tuple[Any, dict[str, Any]]:
+    """A saved model and its meta.json."""
+    from gan4rec.artifacts import read_artifact_meta
+    from gan4rec.models.base import Recommender
+
+    meta = read_artifact_meta(path)
+    return Recommender.load(path), meta
+
+
+# ---------------------------------------------------------------------------------------------- output
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically (numpy values and paths as plain JSON)."""
+    from gan4rec.artifacts import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps`` fallback for numpy scalars and arrays and paths."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def print_metrics(title: str, metrics: dict[str, float] | None) -> None:
+    """A metric x cut-off table, e.g. ``NDCG  @5 @10 @20``."""
+    if metrics is None:
+        print(f"{title}: (none)")
+        return
+    keys = [k for k in metrics if "@" in k]
+    ks = sorted({int(k.split("@")[1]) for k in keys})
+    names = list(dict.fromkeys(k.split("@")[0] for k in keys))
+    print(f"{title}:")
+    print("  " + "metric".ljust(11) + "".join(f"@{k}".rjust(9) for k in ks))
+    for n in names:
+        cells = [f"{metrics[f'{n}@{k}']:.4f}".rjust(9) if f"{n}@{k}" in metrics else " " * 9 for k in ks]
+        print("  " + n.ljust(11) + "".join(cells))
