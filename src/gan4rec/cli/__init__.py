@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from gan4rec import __version__
@@ -60,9 +61,12 @@ def _configure_logging(debug: bool, quiet: bool) -> tuple[list[logging.Handler],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gan4rec`` console script; returns the exit code."""
+    """Entry point of the ``gan4rec`` console script; returns the exit code (also for a bad flag)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: a bad flag or value (2), or --help / --version (0)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
@@ -70,26 +74,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as e:
-        print(f"gan4rec: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args, e, EXIT_USAGE)
     except (MissingInputError, FileNotFoundError) as e:
-        if args.debug:
-            raise
-        print(f"gan4rec: error: {e}", file=sys.stderr)
-        return EXIT_NOINPUT
+        return _fail(args, e, EXIT_NOINPUT)
     except (DataError, ArtifactError) as e:
-        if args.debug:
-            raise
-        print(f"gan4rec: error: {e}", file=sys.stderr)
-        return EXIT_DATA
+        return _fail(args, e, EXIT_DATA)
     except (NotFittedError, DistributedFailure) as e:
-        if args.debug:
-            raise
-        print(f"gan4rec: error: {e}", file=sys.stderr)
-        return EXIT_SOFTWARE
+        return _fail(args, e, EXIT_SOFTWARE)
     except KeyboardInterrupt:
         print("gan4rec: interrupted", file=sys.stderr)
         return 130
     finally:
         root = logging.getLogger("gan4rec")
         root.handlers[:], root.level, root.propagate = previous
+
+
+def _fail(args: argparse.Namespace, e: BaseException, code: int) -> int:
+    """Print the one-line error (after the traceback with ``--debug``) and return the exit code."""
+    if args.debug:
+        traceback.print_exc()
+    message = getattr(e, "cli_message", None) or str(e)
+    print(f"gan4rec: error: {message}", file=sys.stderr)
+    return code

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
-from gan4rec.errors import Gan4recError
+from gan4rec.errors import DataError, Gan4recError
 
 __all__ = [
-    "EXIT_DATA", "EXIT_NOINPUT", "EXIT_SOFTWARE", "EXIT_USAGE", "DistributedFailure", "UsageError",
-    "add_data_options", "json_default", "load_cfg_and_model", "load_model", "parse_columns", "print_metrics",
-    "specs", "write_json",
+    "EXIT_DATA",
+    "EXIT_NOINPUT",
+    "EXIT_SOFTWARE",
+    "EXIT_USAGE",
+    "DistributedFailure",
+    "UsageError",
+    "add_data_options",
+    "check_model_and_params", "data_spec_record",
+    "fraction",
+    "json_default",
+    "ks_list",
+    "load_cfg_and_model",
+    "load_model",
+    "non_negative_int",
+    "parse_columns",
+    "positive_float",
+    "positive_int",
+    "print_metrics",
+    "specs",
+    "unit_fraction",
+    "write_json",
 ]
 
 EXIT_USAGE, EXIT_DATA, EXIT_NOINPUT, EXIT_SOFTWARE = 2, 65, 66, 70
@@ -24,6 +45,76 @@ class UsageError(Gan4recError):
 
 class DistributedFailure(Gan4recError):
     """A distributed run stopped because another rank did: exit 70."""
+
+
+# ---------------------------------------------------------------------------------------------- flag types
+# argparse ``type=`` functions: a bad value fails at parse time (exit 2), before any slow import or load.
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A fraction in [0, 1) (``--valid-frac``: 0 fits on the whole train)."""
+    value = _float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """A fraction in (0, 1) (``--test-frac``)."""
+    value = _float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
+
+
+def ks_list(text: str) -> tuple[int, ...]:
+    """Comma-separated list lengths >= 1, e.g. ``5,10,20``."""
+    try:
+        ks = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"expected list lengths >= 1, got {text!r}")
+    return ks
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -41,23 +132,23 @@ def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True
     r.add_argument("--columns", metavar="ROLE=COL,...",
                    help="column mapping, e.g. user=userId,item=movieId,rating=rating,timestamp=timestamp")
     r.add_argument("--sep", help="field separator of CSV-like files")
-    r.add_argument("--min-rating", type=float, default=None,
+    r.add_argument("--min-rating", type=_float, default=None,
                    help="count an interaction as positive when its rating >= this (default: all count)")
     r.add_argument("--duplicates", choices=["last", "first", "max", "error"], default=None)
     r.add_argument("--on-bad-rows", choices=["error", "skip"], default=None)
-    r.add_argument("--min-user-interactions", type=int, default=None, help="k-core filter on users")
-    r.add_argument("--min-item-interactions", type=int, default=None, help="k-core filter on items")
+    r.add_argument("--min-user-interactions", type=non_negative_int, default=None, help="k-core filter on users")
+    r.add_argument("--min-item-interactions", type=non_negative_int, default=None, help="k-core filter on items")
     r.add_argument("--synthetic-size", choices=["ml-100k", "ml-1m", "ml-20m"], default=None,
                    help="size preset of the synthetic dataset")
     s = p.add_argument_group("protocol")
     s.add_argument("--split", choices=["random", "leave-k-out", "temporal"], default=None)
-    s.add_argument("--test-frac", type=float, default=None)
-    s.add_argument("--valid-frac", type=float, default=None,
+    s.add_argument("--test-frac", type=unit_fraction, default=None, help="test share of each user (default 0.2)")
+    s.add_argument("--valid-frac", type=fraction, default=None,
                    help="validation carved from train (default 0.2; 0 = fit on the whole train)")
-    s.add_argument("--leave-k", type=int, default=None, help="k of --split leave-k-out")
-    s.add_argument("--split-seed", type=int, default=None, help="seed of the split (default 42)")
-    s.add_argument("--ks", default=None, help="list lengths to evaluate, e.g. 5,10,20")
-    s.add_argument("--valid-repeats", type=int, default=None,
+    s.add_argument("--leave-k", type=positive_int, default=None, help="k of --split leave-k-out")
+    s.add_argument("--split-seed", type=non_negative_int, default=None, help="seed of the split (default 42)")
+    s.add_argument("--ks", type=ks_list, default=None, help="list lengths to evaluate, e.g. 5,10,20")
+    s.add_argument("--valid-repeats", type=positive_int, default=None,
                    help="tuning: score each trial on N validation carvings (seeds split-seed..+N-1), use the mean")
 
 
@@ -82,6 +173,12 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
     data_kw: dict[str, Any] = dict(cfg.get("data", {}))
     proto_kw: dict[str, Any] = dict(cfg.get("protocol", {}))
     flag_sources = {k: getattr(args, k, None) for k in ("dataset", "data", "train", "test")}
+    given = [f"--{k}" for k in ("dataset", "data") if flag_sources[k]]
+    given += ["--train/--test"] if flag_sources["train"] or flag_sources["test"] else []
+    if len(given) > 1:
+        raise UsageError(f"give one data source, not {' and '.join(given)}")
+    if bool(flag_sources["train"]) != bool(flag_sources["test"]):
+        raise UsageError("--train and --test go together")
     if any(flag_sources.values()):
         for k in ("dataset", "data", "train", "test"):
             data_kw.pop(k, None)
@@ -105,20 +202,23 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
         if value is not None:
             proto_kw[key] = value
     if getattr(args, "ks", None):
-        try:
-            proto_kw["ks"] = tuple(int(x) for x in args.ks.split(","))
-        except ValueError:
-            raise UsageError(f"--ks: expected comma-separated integers, got {args.ks!r}") from None
+        proto_kw["ks"] = tuple(args.ks)
     return DataSpec(**data_kw), Protocol(**proto_kw)
 
 
 def load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """The config file (if any), the model name and its params, ``--params`` over the config's."""
+    """The config file (if any), the model name and its params, ``--params`` over the config's.
+
+    The model name and the params are checked here, before any data is read: a bad ``--model`` or
+    ``--params`` is a usage error (exit 2), a bad ``model`` or ``[params]`` in the config a data error
+    naming the file (exit 65).
+    """
     from gan4rec.experiment import load_config
 
     cfg = load_config(args.config) if args.config else {}
     model = args.model or cfg.get("model") or "toppop"
     params = dict(cfg.get("params", {}))
+    extra: dict[str, Any] = {}
     if args.params:
         try:
             extra = json.loads(args.params)
@@ -126,8 +226,42 @@ def load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, d
             raise UsageError(f"--params: invalid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(extra, dict):
             raise UsageError("--params: expected a JSON object such as '{\"lambda_\": 500}'")
-        params.update(extra)
+    check_model_and_params(model, params, extra, config=args.config if not args.model else None,
+                           config_params=args.config)
+    params.update(extra)
     return cfg, model, params
+
+
+def check_model_and_params(
+    model: str, params: dict[str, Any], extra: dict[str, Any], *, config: str | None = None,
+    config_params: str | None = None,
+) -> None:
+    """Check a model name and its params by building the (unfitted) model, blaming the right source.
+
+    Parameters
+    ----------
+    model
+        Registry name, from ``--model`` (``config`` is None) or from the config file ``config``.
+    params, extra
+        The config's ``[params]`` (from the file ``config_params``) and the ``--params`` flag's.
+    """
+    from gan4rec.models import MODELS, create
+
+    if model not in MODELS:
+        known = ", ".join(MODELS)
+        if config is None:
+            raise UsageError(f"--model: unknown model {model!r}; known models: {known} (see gan4rec models)")
+        raise DataError(f"{config}: unknown model {model!r}; known models: {known}")
+    if params:
+        try:
+            create(model, params)
+        except (DataError, TypeError, ValueError) as e:
+            raise DataError(f"{config_params}: [params]: {e}") from None
+    if extra:
+        try:
+            create(model, {**params, **extra})
+        except (DataError, TypeError, ValueError) as e:
+            raise UsageError(f"--params: {e}") from None
 
 
 def load_model(path: str) -> tuple[Any, dict[str, Any]]:
@@ -137,6 +271,21 @@ def load_model(path: str) -> tuple[Any, dict[str, Any]]:
 
     meta = read_artifact_meta(path)
     return Recommender.load(path), meta
+
+
+def data_spec_record(spec: Any) -> dict[str, Any]:
+    """A DataSpec as JSON for a model's meta.json (``data_spec``), read back by ``gan4rec evaluate``.
+
+    Every reading option is kept, so that evaluate reads the data as train did; file paths are made
+    absolute, so that evaluate finds them from any directory.
+    """
+    out = dataclasses.asdict(spec)
+    if not any(out.get(k) for k in ("dataset", "data", "train", "test")):
+        out["dataset"] = "synthetic"  # the default source, named so that the record stands alone
+    for key in ("data", "train", "test"):
+        if out.get(key):
+            out[key] = os.path.abspath(out[key])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -7,18 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gan4rec.cli.common import (
-    UsageError,
-    add_data_options,
-    json_default,
-    load_model,
-    print_metrics,
-    specs,
-    write_json,
-)
+from gan4rec.cli.common import UsageError, add_data_options, json_default, load_model, positive_int
+from gan4rec.cli.evaluate_cmd import cmd_evaluate
 from gan4rec.errors import DataError, MissingInputError
 
 __all__ = ["add_parsers"]
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- parsers
@@ -26,10 +29,12 @@ def add_parsers(sub: Any) -> None:
     """Add evaluate, info, recommend, serve and explain to the subcommands ``sub``."""
     e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
     e.add_argument("model_dir", metavar="MODEL_DIR")
-    e.add_argument("--json", metavar="FILE")
+    e.add_argument("--json", metavar="FILE", help="write the result as JSON")
     e.add_argument("--device", default=None)
+    e.epilog = ("Without data options, the data recorded in MODEL_DIR's meta.json are read (never downloaded); "
+                "data options replace the recorded source, reading flags override the recorded ones.")
     add_data_options(e, default_dataset=False)
-    e.set_defaults(func=_cmd_evaluate)
+    e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("info", help="params, versions, data fingerprint and format version of a saved model")
     i.add_argument("model_dir", metavar="MODEL_DIR")
@@ -38,64 +43,42 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("recommend", help="batch top-K for many users, streamed to parquet or csv")
     r.add_argument("model_dir", metavar="MODEL_DIR")
     r.add_argument("--users", default="all", help="'all' or a file of raw user ids, one per line")
-    r.add_argument("-k", type=int, default=10)
+    r.add_argument("-k", type=positive_int, default=10, help="recommendations per user (default 10)")
     r.add_argument("--out", required=True, metavar="FILE", help="recs.parquet or recs.csv")
     r.add_argument("--include-seen", action="store_true", help="do not exclude the users' training items")
-    r.add_argument("--batch-size", type=int, default=1024)
+    r.add_argument("--batch-size", type=positive_int, default=1024)
     r.set_defaults(func=_cmd_recommend)
 
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (recommend, explain, similar, web page)")
     sv.add_argument("model_dir", metavar="MODEL_DIR")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--workers", type=int, default=1,
+    sv.add_argument("--port", type=_port, default=8000)
+    sv.add_argument("--workers", type=positive_int, default=1,
                     help="worker processes (default 1; with more, SIGHUP restarts workers one by one)")
     sv.add_argument("--api-key-file", metavar="FILE", help="accepted API keys, one per line (X-API-Key header)")
     sv.add_argument("--items-file", metavar="FILE",
                     help="item titles: MovieLens u.item / movies.dat / movies.csv, or a CSV with item,title")
     sv.add_argument("--strict-users", action="store_true",
                     help="answer 404 to unknown users instead of recommending popular items")
-    sv.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (default 4 MiB)")
+    sv.add_argument("--max-body-bytes", type=positive_int, default=4 * 2**20, help="largest request body (default 4 MiB)")
     sv.add_argument("--graceful-timeout", type=float, default=30.0,
                     help="seconds SIGTERM waits for requests in flight before exiting (default 30)")
-    sv.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads per worker")
+    sv.add_argument("--threads", type=positive_int, default=None, help="torch/OpenMP threads per worker")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    # Request and worker timeouts (issue 16): add their flags here and pass them on in _cmd_serve.
     sv.set_defaults(func=_cmd_serve)
 
     ex = sub.add_parser("explain", help="which of a user's history items drove a model's score of an item")
     ex.add_argument("model_dir", metavar="MODEL_DIR")
     ex.add_argument("--user", required=True, help="raw user id")
     ex.add_argument("--item", required=True, help="raw item id")
-    ex.add_argument("--top", type=int, default=10, help="history items to show (default 10)")
+    ex.add_argument("--top", type=positive_int, default=10, help="history items to show (default 10)")
     ex.add_argument("--items-file", metavar="FILE", help="item titles (as for serve)")
     ex.add_argument("--json", action="store_true", help="print JSON")
     ex.set_defaults(func=_cmd_explain)
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from gan4rec.experiment import DataSpec, Protocol, evaluate_model
-
-    model, meta = load_model(args.model_dir)
-    saved_proto = {k: v for k, v in meta.get("protocol", {}).items() if k != "evaluation"}
-    cfg = {"data": meta.get("data", {}) if not any(getattr(args, k) for k in ("dataset", "data", "train", "test"))
-           else {}, "protocol": saved_proto}
-    cfg["data"] = {k: v for k, v in cfg["data"].items() if k in {f for f in DataSpec.__dataclass_fields__}}
-    if "name" in meta.get("data", {}) and not cfg["data"].get("dataset") and not any(
-            getattr(args, k) for k in ("dataset", "data", "train", "test")):
-        cfg["data"]["dataset"] = meta["data"]["name"]
-        if "synthetic" in meta["data"]:
-            cfg["data"]["synthetic"] = meta["data"]["synthetic"]
-    cfg["protocol"] = {k: v for k, v in cfg["protocol"].items() if k in Protocol.__dataclass_fields__}
-    spec, protocol = specs(args, cfg)
-    res = evaluate_model(model, meta, spec, protocol, device=args.device)
-    print_metrics("test", res["metrics"]["test"])
-    if args.json:
-        write_json(args.json, res)
-        print(f"wrote {args.json}")
-    return 0
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
     from gan4rec.artifacts import read_artifact_meta
 
@@ -116,15 +99,16 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     from gan4rec.data.io import write_recommendations
 
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in (".csv", ".tsv", ".parquet"):
+        raise UsageError(f"--out {args.out}: expected a .parquet, .csv or .tsv file name")
+    path = Path(args.users)
+    if args.users != "all" and not path.is_file():
+        raise MissingInputError(f"{path}: no such users file")
     model, _ = load_model(args.model_dir)
-    if args.k < 1:
-        raise UsageError(f"-k must be >= 1, got {args.k}")
     if args.users == "all":
         users = np.arange(model.n_users)
     else:
-        path = Path(args.users)
-        if not path.is_file():
-            raise MissingInputError(f"{path}: no such users file")
         raws = []
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             text = line.strip()
@@ -151,15 +135,12 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gan4rec.serve.app import run_server
 
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be in 0..65535, got {args.port}")
     run_server(args.model_dir, host=args.host, port=args.port, workers=args.workers,
                api_key_file=args.api_key_file, items_file=args.items_file, strict_users=args.strict_users,
                max_body_bytes=args.max_body_bytes, graceful_timeout=args.graceful_timeout,
                access_log=not args.no_access_log, threads=args.threads,
                log_level="debug" if args.debug else "warning" if args.quiet else "info")
+    # (the timeout flags added in the parser go here, as keyword arguments of run_server)
     return 0
 
 
@@ -167,8 +148,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from gan4rec.explain import explain
     from gan4rec.serve.state import lookup_id, read_item_titles
 
-    if args.top < 1:
-        raise UsageError(f"--top must be >= 1, got {args.top}")
+    if args.items_file and not Path(args.items_file).is_file():
+        raise MissingInputError(f"{args.items_file}: no such items file (--items-file)")
     model, _ = load_model(args.model_dir)
     user, item = lookup_id(model.user_map_, args.user), lookup_id(model.item_map_, args.item)
     if user < 0:
@@ -194,6 +175,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if e.total is not None:
         what = "the score" if e.baseline is None else f"score - baseline ({e.baseline:.6g})"
         print(f"sum of all history weights: {e.total:.6g} (equals {what})")
+    print(f"{'rank':>4}  {'item':>10}  {'weight':>12}" + ("  title" if titles is not None else ""))
     for rank, row in enumerate(rows, 1):
         title = f"  {row['title']}" if row["title"] else ""
         print(f"{rank:>4}  {row['item']!s:>10}  {row['weight']:>12.6g}{title}")

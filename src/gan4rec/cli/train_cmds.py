@@ -11,8 +11,12 @@ from gan4rec.cli.common import (
     DistributedFailure,
     UsageError,
     add_data_options,
+    data_spec_record,
     json_default,
     load_cfg_and_model,
+    non_negative_int,
+    positive_float,
+    positive_int,
     print_metrics,
     specs,
     write_json,
@@ -37,7 +41,7 @@ def _add_models_train(sub: Any) -> None:
     t.add_argument("--model", help="registry name (default: the config's model, else toppop)")
     t.add_argument("--params", help="JSON object of hyperparameters, over the config's [params]")
     t.add_argument("--config", metavar="FILE.toml", help="experiment config: model, [params], [protocol], [data]")
-    t.add_argument("--seed", type=int, default=None, help="model seed (default 0)")
+    t.add_argument("--seed", type=non_negative_int, default=None, help="model seed (default 0)")
     t.add_argument("--refit", choices=["full", "none"], default=None,
                    help="after validation, refit on the whole train (full, default) or keep the model")
     t.add_argument("--save", metavar="DIR", help="save the final model (an artifact directory)")
@@ -46,7 +50,7 @@ def _add_models_train(sub: Any) -> None:
     t.add_argument("--distributed", action="store_true",
                    help="train data-parallel (DDP) as one rank of a torchrun launch: gloo on cpu, NCCL on cuda; "
                         "bpr, multvae, irgan, cfgan (see docs/distributed.md)")
-    t.add_argument("--dist-timeout", type=float, default=600.0, metavar="SECONDS",
+    t.add_argument("--dist-timeout", type=positive_float, default=600.0, metavar="SECONDS",
                    help="with --distributed: how long a rank waits for the others, e.g. while rank 0 "
                         "validates (default 600)")
     add_data_options(t)
@@ -58,13 +62,13 @@ def _add_tune_compare_demo(sub: Any) -> None:
     tu.add_argument("--model", help="registry name (default: the config's model)")
     tu.add_argument("--params", help="JSON object of params held fixed")
     tu.add_argument("--config", metavar="FILE.toml")
-    tu.add_argument("--trials", type=int, required=True, help="trial budget (the same for every model)")
+    tu.add_argument("--trials", type=positive_int, required=True, help="trial budget (the same for every model)")
     tu.add_argument("--metric", default=None, help="validation metric to maximise (default NDCG@20)")
-    tu.add_argument("--timeout", type=float, default=None, help="stop starting trials after SECONDS")
+    tu.add_argument("--timeout", type=positive_float, default=None, help="stop starting trials after SECONDS")
     tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
     tu.add_argument("--no-prune", action="store_true",
                     help="never abandon a trial early (default: median pruning of epoch-based models)")
-    tu.add_argument("--seeds", type=int, default=1, help="refit + test the best params with seeds 0..N-1")
+    tu.add_argument("--seeds", type=positive_int, default=1, help="refit + test the best params with seeds 0..N-1")
     tu.add_argument("--refit", choices=["full", "none"], default=None)
     tu.add_argument("--json", metavar="FILE")
     tu.add_argument("--save-config", metavar="FILE.toml", help="write the tuned config (model, params, protocol)")
@@ -78,11 +82,11 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--config", metavar="FILE.toml",
                    help="experiment config (configs/experiments/*.toml); flags override it; paths in it are "
                         "relative to the current directory")
-    c.add_argument("--seeds", type=int, default=None, help="refit + test with seeds 0..N-1 (default: config, else 3)")
-    c.add_argument("--trials", type=int, default=None,
+    c.add_argument("--seeds", type=positive_int, default=None, help="refit + test with seeds 0..N-1 (default: config, else 3)")
+    c.add_argument("--trials", type=non_negative_int, default=None,
                    help="tuning trials per model, the same for all (default: config, else 20; 0 = no tuning)")
-    c.add_argument("--splits", type=int, default=None, help="repeat over N splits, split seeds split-seed + i")
-    c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    c.add_argument("--splits", type=positive_int, default=None, help="repeat over N splits, split seeds split-seed + i")
+    c.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="time box of each model's tuning (the same for all)")
     c.add_argument("--metric", default=None, help="metric to tune, rank and test (default NDCG@20)")
     c.add_argument("--refit", choices=["full", "none"], default=None)
@@ -95,8 +99,8 @@ def _add_tune_compare_demo(sub: Any) -> None:
     dm = sub.add_parser("demo", help="a compact comparison on built-in synthetic data, with an HTML report")
     dm.add_argument("--report", metavar="DIR", default="gan4rec-demo",
                     help="report folder (default ./gan4rec-demo/); the report is DIR/report.html")
-    dm.add_argument("--users", type=int, default=500, help="synthetic users (default 500)")
-    dm.add_argument("--items", type=int, default=800, help="synthetic items (default 800); ML-100K density")
+    dm.add_argument("--users", type=positive_int, default=500, help="synthetic users (default 500)")
+    dm.add_argument("--items", type=positive_int, default=800, help="synthetic items (default 800); ML-100K density")
     dm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     dm.add_argument("--device", default=None)
     dm.set_defaults(func=_cmd_demo)
@@ -202,7 +206,8 @@ def _report_train(args: argparse.Namespace, out: Any, model_name: str, spec: Any
     if args.save:
         out.model.save(args.save, extra={
             "split_fingerprint": out.split.fingerprint, "split": out.split.spec,
-            "data": spec.describe(), "protocol": res["protocol"], "seed": seed,
+            "data": spec.describe(), "data_spec": data_spec_record(spec), "protocol": res["protocol"],
+            "seed": seed,
             "metrics": res["metrics"],
         })
         print(f"saved model to {args.save}")
@@ -220,10 +225,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     spec, protocol = specs(args, cfg)
     if args.metric:
         protocol.metric = args.metric
-    if args.trials < 1:
-        raise UsageError(f"--trials must be >= 1, got {args.trials}")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     split, data_info = load_split(spec, protocol)
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
                  fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
