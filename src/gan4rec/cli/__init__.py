@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gan4rec import __version__
 from gan4rec.cli import data_cmds, model_cmds, train_cmds
@@ -32,8 +34,17 @@ __all__ = ["main"]
 
 
 # ---------------------------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other gan4rec error."""
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --seeds: must be >= 1, got '0'" (a flag type's message) reads "--seeds must be >= 1, ..."
+        message = re.sub(r"^argument ([^:]+): must be", r"\1 must be", message)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gan4rec",
         description="GAN recommenders, honestly evaluated against strong classic baselines.",
     )

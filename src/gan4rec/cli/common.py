@@ -53,16 +53,16 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
@@ -70,7 +70,7 @@ def positive_int(text: str) -> int:
     """An integer >= 1."""
     value = _int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
     return value
 
 
@@ -78,7 +78,7 @@ def non_negative_int(text: str) -> int:
     """An integer >= 0."""
     value = _int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
 
 
@@ -86,7 +86,7 @@ def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = _float(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
 
 
@@ -94,7 +94,7 @@ def fraction(text: str) -> float:
     """A fraction in [0, 1) (``--valid-frac``: 0 fits on the whole train)."""
     value = _float(text)
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text!r}")
     return value
 
 
@@ -102,7 +102,7 @@ def unit_fraction(text: str) -> float:
     """A fraction in (0, 1) (``--test-frac``)."""
     value = _float(text)
     if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text!r}")
     return value
 
 
@@ -111,9 +111,9 @@ def ks_list(text: str) -> tuple[int, ...]:
     try:
         ks = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
     if min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"expected list lengths >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be list lengths >= 1, got {text!r}")
     return ks
 
 

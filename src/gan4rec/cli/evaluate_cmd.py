@@ -43,7 +43,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model_dir}: its meta.json records no data source; name the data it was "
                          "trained on with --data FILE, --train FILE --test FILE or --dataset NAME")
     data = {k: v for k, v in recorded.items() if k not in _SOURCES} if named else recorded
-    saved_proto = meta.get("protocol") if isinstance(meta.get("protocol"), dict) else {}
+    saved_proto = meta.get("protocol")
+    if not isinstance(saved_proto, dict):
+        saved_proto = {}
     protocol_fields = {f.name for f in dataclasses.fields(Protocol)}
     cfg = {"data": data, "protocol": {k: v for k, v in saved_proto.items() if k in protocol_fields}}
     spec, protocol = specs(args, cfg)

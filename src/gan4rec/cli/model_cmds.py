@@ -20,7 +20,7 @@ def _port(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a port number in 0..65535, got {text!r}")
     return value
 
 
