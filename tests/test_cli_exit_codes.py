@@ -92,6 +92,12 @@ CASES = [
     ("serve {absent} --port 70000", 2, "--port"),
     ("serve {absent} --workers 0", 2, "--workers"),
     ("data", 2, "expected a subcommand"),
+    ("data fetch nosuch", 2, "NAME must be a known dataset"),
+    ("train --dataset nosuch", 2, "--dataset must be a known dataset"),
+    ("train --device tpu9", 2, "--device must be cpu, cuda or cuda:N"),
+    ("tune --model ease --trials 1 --metric NDCG", 2, "--metric must look like NDCG@20"),
+    ("compare --models toppop --metric NDCG@0", 2, "--metric must look like NDCG@20"),
+    ("evaluate {model} --device gpu", 2, "--device"),
     ("evaluate {bare}", 2, "records no data source"),
     # 65: bad data or a bad artifact
     ("train --data {badrow}", 65, "badrow.csv:3"),

@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         # "argument --seeds: must be >= 1, got '0'" (a flag type's message) reads "--seeds must be >= 1, ..."
-        message = re.sub(r"^argument ([^:]+): must be", r"\1 must be", message)
+        message = re.sub(r"^argument ([^:]+): must ", r"\1 must ", message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

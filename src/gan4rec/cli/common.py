@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ __all__ = [
     "DistributedFailure",
     "UsageError",
     "add_data_options",
-    "check_model_and_params", "data_spec_record",
+    "check_model_and_params",
+    "data_spec_record",
+    "device_name",
     "fraction",
     "json_default",
     "ks_list",
     "load_cfg_and_model",
     "load_model",
+    "metric_name",
     "non_negative_int",
     "parse_columns",
     "positive_float",
@@ -117,11 +121,34 @@ def ks_list(text: str) -> tuple[int, ...]:
     return ks
 
 
+def dataset_name(text: str) -> str:
+    """A name of the dataset registry (``gan4rec data info`` lists what each holds)."""
+    from gan4rec.data.datasets import DATASETS
+
+    if text not in DATASETS:
+        raise argparse.ArgumentTypeError(f"must be a known dataset ({', '.join(DATASETS)}), got {text!r}")
+    return text
+
+
+def device_name(text: str) -> str:
+    """A torch device the models take: ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def metric_name(text: str) -> str:
+    """A metric at a cut-off, e.g. ``NDCG@20``."""
+    if not re.fullmatch(r"[A-Za-z]+@[1-9][0-9]*", text):
+        raise argparse.ArgumentTypeError(f"must look like NDCG@20 (a metric name, @, a list length >= 1), got {text!r}")
+    return text
+
+
 # ---------------------------------------------------------------------------------------------- options
 def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True) -> None:
     """Add the data source, reading and protocol flags shared by train, tune, compare, evaluate and data."""
     g = p.add_argument_group("data source (one of)")
-    g.add_argument("--dataset", metavar="NAME",
+    g.add_argument("--dataset", metavar="NAME", type=dataset_name,
                    help="dataset by name (ml-100k, ml-1m, ml-latest-small, ml-20m, ml-25m, synthetic)"
                    + ("; default: synthetic" if default_dataset else ""))
     g.add_argument("--data", metavar="FILE", help="one interactions file, split by --split")

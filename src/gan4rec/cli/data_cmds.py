@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gan4rec.cli.common import UsageError, add_data_options, json_default, specs, write_json
+from gan4rec.cli.common import UsageError, add_data_options, dataset_name, json_default, specs, write_json
 
 __all__ = ["add_parsers"]
 
@@ -17,9 +17,9 @@ def add_parsers(sub: Any) -> None:
     d = sub.add_parser("data", help="fetch, describe and split datasets")
     dsub = d.add_subparsers(dest="data_cmd", metavar="SUBCOMMAND")
     f = dsub.add_parser("fetch", help="download a dataset into the cache (GAN4REC_DATA or ~/.cache/gan4rec)")
-    f.add_argument("name")
+    f.add_argument("name", metavar="NAME", type=dataset_name)
     di = dsub.add_parser("info", help="sizes and checksums status of a dataset or file")
-    di.add_argument("name", nargs="?")
+    di.add_argument("name", metavar="NAME", nargs="?", type=dataset_name)
     add_data_options(di, default_dataset=False)
     ds = dsub.add_parser("split", help="split a dataset and write train/valid/test files")
     add_data_options(ds)
@@ -36,8 +36,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(f"{args.name}: {path}")
         return 0
     if args.data_cmd == "info":
-        if args.name:
-            info = datasets.dataset_info(args.name)
+        if args.name or args.dataset:
+            info = datasets.dataset_info(args.name or args.dataset)
         else:
             from gan4rec.data.io import read_interactions
 

@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gan4rec.cli.common import UsageError, add_data_options, json_default, load_model, positive_int
+from gan4rec.cli.common import (
+    UsageError,
+    add_data_options,
+    device_name,
+    json_default,
+    load_model,
+    positive_int,
+)
 from gan4rec.cli.evaluate_cmd import cmd_evaluate
 from gan4rec.errors import DataError, MissingInputError
 
@@ -30,7 +37,7 @@ def add_parsers(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
     e.add_argument("model_dir", metavar="MODEL_DIR")
     e.add_argument("--json", metavar="FILE", help="write the result as JSON")
-    e.add_argument("--device", default=None)
+    e.add_argument("--device", type=device_name, default=None)
     e.epilog = ("Without data options, the data recorded in MODEL_DIR's meta.json are read (never downloaded); "
                 "data options replace the recorded source, reading flags override the recorded ones.")
     add_data_options(e, default_dataset=False)

@@ -12,8 +12,10 @@ from gan4rec.cli.common import (
     UsageError,
     add_data_options,
     data_spec_record,
+    device_name,
     json_default,
     load_cfg_and_model,
+    metric_name,
     non_negative_int,
     positive_float,
     positive_int,
@@ -46,7 +48,7 @@ def _add_models_train(sub: Any) -> None:
                    help="after validation, refit on the whole train (full, default) or keep the model")
     t.add_argument("--save", metavar="DIR", help="save the final model (an artifact directory)")
     t.add_argument("--json", metavar="FILE", help="write the result as JSON")
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--distributed", action="store_true",
                    help="train data-parallel (DDP) as one rank of a torchrun launch: gloo on cpu, NCCL on cuda; "
                         "bpr, multvae, irgan, cfgan (see docs/distributed.md)")
@@ -63,7 +65,7 @@ def _add_tune_compare_demo(sub: Any) -> None:
     tu.add_argument("--params", help="JSON object of params held fixed")
     tu.add_argument("--config", metavar="FILE.toml")
     tu.add_argument("--trials", type=positive_int, required=True, help="trial budget (the same for every model)")
-    tu.add_argument("--metric", default=None, help="validation metric to maximise (default NDCG@20)")
+    tu.add_argument("--metric", type=metric_name, default=None, help="validation metric to maximise (default NDCG@20)")
     tu.add_argument("--timeout", type=positive_float, default=None, help="stop starting trials after SECONDS")
     tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
     tu.add_argument("--no-prune", action="store_true",
@@ -72,7 +74,7 @@ def _add_tune_compare_demo(sub: Any) -> None:
     tu.add_argument("--refit", choices=["full", "none"], default=None)
     tu.add_argument("--json", metavar="FILE")
     tu.add_argument("--save-config", metavar="FILE.toml", help="write the tuned config (model, params, protocol)")
-    tu.add_argument("--device", default=None)
+    tu.add_argument("--device", type=device_name, default=None)
     add_data_options(tu)
     tu.set_defaults(func=_cmd_tune)
 
@@ -88,11 +90,11 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--splits", type=positive_int, default=None, help="repeat over N splits, split seeds split-seed + i")
     c.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="time box of each model's tuning (the same for all)")
-    c.add_argument("--metric", default=None, help="metric to tune, rank and test (default NDCG@20)")
+    c.add_argument("--metric", type=metric_name, default=None, help="metric to tune, rank and test (default NDCG@20)")
     c.add_argument("--refit", choices=["full", "none"], default=None)
     c.add_argument("--report", metavar="DIR", help="write DIR/report.html (+ results.json, experiment.toml)")
     c.add_argument("--json", metavar="FILE", help="write the result as JSON")
-    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     add_data_options(c)
     c.set_defaults(func=_cmd_compare)
 
@@ -102,7 +104,7 @@ def _add_tune_compare_demo(sub: Any) -> None:
     dm.add_argument("--users", type=positive_int, default=500, help="synthetic users (default 500)")
     dm.add_argument("--items", type=positive_int, default=800, help="synthetic items (default 800); ML-100K density")
     dm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
-    dm.add_argument("--device", default=None)
+    dm.add_argument("--device", type=device_name, default=None)
     dm.set_defaults(func=_cmd_demo)
 
 
