@@ -179,3 +179,16 @@ def test_cli_message_is_printed_instead_of_the_message(monkeypatch: pytest.Monke
     assert main(["train"]) == 65
     err = capsys.readouterr().err
     assert "command-line words" in err and "library words" not in err
+
+
+def test_a_bad_flag_value_fails_before_the_heavy_imports(tmp_path: Path) -> None:
+    """`recommend -k -3` answers at parse time: no model load, no torch import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gan4rec.cli import main; "
+            f"rc = main(['recommend', {str(tmp_path / 'absent')!r}, '-k', '-3', '--out', 'r.csv']); "
+            "sys.exit(rc if 'torch' not in sys.modules else 99)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "-k must be >= 1, got '-3'" in proc.stderr

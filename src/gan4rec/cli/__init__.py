@@ -1,7 +1,9 @@
 """The ``gan4rec`` command: parse, call the library, print.
 
-This is the only module that configures logging. Errors print one line (no traceback unless ``--debug``)
-and exit with: 2 usage, 65 data error (bad rows, corrupt artifacts), 66 missing input, 70 internal error.
+This is the only module that configures logging. Errors print one line and exit with: 2 usage (a bad flag
+or flag value, checked at parse time where it is cheap), 65 data error (bad rows, bad config values,
+corrupt artifacts), 66 missing input, 70 a distributed peer failed. ``--debug`` adds the traceback and
+keeps the exit code; ``--quiet`` leaves stderr to warnings and errors (no progress logs or bars).
 
 The commands live by concern: :mod:`~gan4rec.cli.train_cmds` (models, train, tune, compare, demo),
 :mod:`~gan4rec.cli.model_cmds` (evaluate, info, recommend, serve, explain on a saved model) and
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"gan4rec {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (no progress logs or bars)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     train_cmds.add_parsers(sub)
     model_cmds.add_parsers(sub)
