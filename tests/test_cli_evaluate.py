@@ -131,3 +131,26 @@ def test_a_recorded_dataset_is_never_downloaded(trained: dict[str, Path], tmp_pa
     rewrite_meta(model, data_spec={"dataset": "no-such-set"})
     assert main(["evaluate", str(model)]) == 65
     assert "unknown dataset 'no-such-set'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes", [
+    {"data_spec": {"data": "{secret}", "min_user_interactions": "many"}},
+    {"data_spec": {"data": "{secret}", "columns": {"user": 0, "item": 1}, "sep": ":"}},
+    {"data_spec": {"data": "{secret}", "format": "movielens"}},
+    {"protocol": {"ks": "abc"}},
+    {"protocol": {"split": "nosuch"}},
+], ids=["bad-type", "secret-parses", "movielens", "bad-ks", "bad-split"])
+def test_a_hostile_meta_of_odd_values_exits_65_quietly(trained: dict[str, Path], tmp_path: Path,
+                                                       changes: dict[str, dict[str, object]],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text(f"{SECRET}:x:0:0\n" * 5)
+    model = _copy(trained, tmp_path)
+    filled = {k: {f: str(secret) if v == "{secret}" else v for f, v in d.items()} for k, d in changes.items()}
+    rewrite_meta(model, **filled)
+    code = main(["evaluate", str(model)])
+    out, err = capsys.readouterr()
+    assert code == 65, err
+    assert SECRET not in out + err, err
+    assert [line for line in err.splitlines() if not line.startswith("evaluate: reading")] == [
+        err.splitlines()[-1]], "one error line (after the log of what it reads)"

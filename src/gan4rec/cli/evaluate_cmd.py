@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gan4rec.cli.common import UsageError, load_model, print_metrics, specs, write_json
-from gan4rec.errors import DataError, MissingInputError
+from gan4rec.errors import ArtifactError, DataError, MissingInputError, NotFittedError
 
 __all__ = ["cmd_evaluate"]
 
@@ -48,14 +48,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         saved_proto = {}
     protocol_fields = {f.name for f in dataclasses.fields(Protocol)}
     cfg = {"data": data, "protocol": {k: v for k, v in saved_proto.items() if k in protocol_fields}}
-    spec, protocol = specs(args, cfg)
+    try:
+        spec, protocol = specs(args, cfg)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise ArtifactError(f"{args.model_dir}: its meta.json records a data or protocol option gan4rec "
+                            f"cannot use ({type(e).__name__}: {e})") from None
     if named:
         res = evaluate_model(model, meta, spec, protocol, device=args.device)
     else:
         _check_recorded_source(spec, args.model_dir)
         try:
             res = evaluate_model(model, meta, spec, protocol, device=args.device)
-        except DataError as e:
+        except (MissingInputError, ArtifactError, NotFittedError):
+            raise
+        except Exception as e:  # noqa: BLE001 -- any reader's error may quote the file: keep its text out
             raise _without_content(e, spec, args.model_dir) from None
     print_metrics("test", res["metrics"]["test"])
     if args.json:
@@ -112,10 +120,10 @@ def _check_recorded_source(spec: Any, model_dir: str) -> None:
         log.info("evaluate: reading %s (recorded in %s)", path, where)
 
 
-def _without_content(e: DataError, spec: Any, model_dir: str) -> DataError:
+def _without_content(e: Exception, spec: Any, model_dir: str) -> Exception:
     """``e`` with nothing read from a file the user did not name: the file (and line), never its text."""
     message = getattr(e, "cli_message", None) or str(e)
-    if message.startswith(_SAFE):
+    if isinstance(e, DataError) and message.startswith(_SAFE):
         return e
     paths = [str(p) for p in (spec.data, spec.train, spec.test) if p]
     location = spec.dataset or "synthetic"
@@ -127,6 +135,7 @@ def _without_content(e: DataError, spec: Any, model_dir: str) -> DataError:
                 location = m.group(0)
                 break
     flag = "--data FILE" if spec.data else "--train FILE --test FILE" if paths else f"--dataset {location}"
-    return DataError(f"{location}: cannot read the data recorded in {model_dir}'s meta.json (format "
+    what = "" if isinstance(e, DataError) else f"{type(e).__name__}, "
+    return DataError(f"{location}: cannot read the data recorded in {model_dir}'s meta.json ({what}format "
                      f"{spec.format}); its content is not shown because the command line did not name it: "
                      f"pass {flag} to see the full error")
