@@ -21,6 +21,7 @@ __all__ = [
     "DistributedFailure",
     "UsageError",
     "add_data_options",
+    "artifact_dir",
     "check_model_and_params",
     "data_spec_record",
     "device_name",
@@ -31,6 +32,7 @@ __all__ = [
     "load_model",
     "metric_name",
     "non_negative_int",
+    "output_file",
     "parse_columns",
     "positive_float",
     "positive_int",
@@ -141,6 +143,22 @@ def metric_name(text: str) -> str:
     """A metric at a cut-off, e.g. ``NDCG@20``."""
     if not re.fullmatch(r"[A-Za-z]+@[1-9][0-9]*", text):
         raise argparse.ArgumentTypeError(f"must look like NDCG@20 (a metric name, @, a list length >= 1), got {text!r}")
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file to write (``--json``, ``--out``): refused at once if it names a directory."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"must name a file, but {text} is a directory")
+    return text
+
+
+def artifact_dir(text: str) -> str:
+    """A model artifact directory to write (``--save``): new, empty, or an artifact (a new version)."""
+    path = Path(text)
+    if path.exists() and not (path / "CURRENT").is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise argparse.ArgumentTypeError(f"must name a new directory or a saved model, but {text} exists and "
+                                         "is not a gan4rec artifact (refusing to overwrite it)")
     return text
 
 

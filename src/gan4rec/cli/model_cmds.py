@@ -13,6 +13,7 @@ from gan4rec.cli.common import (
     device_name,
     json_default,
     load_model,
+    output_file,
     positive_int,
 )
 from gan4rec.cli.evaluate_cmd import cmd_evaluate
@@ -36,7 +37,7 @@ def add_parsers(sub: Any) -> None:
     """Add evaluate, info, recommend, serve and explain to the subcommands ``sub``."""
     e = sub.add_parser("evaluate", help="evaluate a saved model on the test split it was held out from")
     e.add_argument("model_dir", metavar="MODEL_DIR")
-    e.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    e.add_argument("--json", type=output_file, metavar="FILE", help="write the result as JSON")
     e.add_argument("--device", type=device_name, default=None)
     e.epilog = ("Without data options, the data recorded in MODEL_DIR's meta.json are read (never downloaded); "
                 "data options replace the recorded source, reading flags override the recorded ones.")
@@ -51,7 +52,7 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("model_dir", metavar="MODEL_DIR")
     r.add_argument("--users", default="all", help="'all' or a file of raw user ids, one per line")
     r.add_argument("-k", type=positive_int, default=10, help="recommendations per user (default 10)")
-    r.add_argument("--out", required=True, metavar="FILE", help="recs.parquet or recs.csv")
+    r.add_argument("--out", required=True, type=output_file, metavar="FILE", help="recs.parquet or recs.csv")
     r.add_argument("--include-seen", action="store_true", help="do not exclude the users' training items")
     r.add_argument("--batch-size", type=positive_int, default=1024)
     r.set_defaults(func=_cmd_recommend)

@@ -11,12 +11,14 @@ from gan4rec.cli.common import (
     DistributedFailure,
     UsageError,
     add_data_options,
+    artifact_dir,
     data_spec_record,
     device_name,
     json_default,
     load_cfg_and_model,
     metric_name,
     non_negative_int,
+    output_file,
     positive_float,
     positive_int,
     print_metrics,
@@ -46,8 +48,8 @@ def _add_models_train(sub: Any) -> None:
     t.add_argument("--seed", type=non_negative_int, default=None, help="model seed (default 0)")
     t.add_argument("--refit", choices=["full", "none"], default=None,
                    help="after validation, refit on the whole train (full, default) or keep the model")
-    t.add_argument("--save", metavar="DIR", help="save the final model (an artifact directory)")
-    t.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    t.add_argument("--save", type=artifact_dir, metavar="DIR", help="save the final model (an artifact directory)")
+    t.add_argument("--json", type=output_file, metavar="FILE", help="write the result as JSON")
     t.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--distributed", action="store_true",
                    help="train data-parallel (DDP) as one rank of a torchrun launch: gloo on cpu, NCCL on cuda; "
@@ -72,8 +74,8 @@ def _add_tune_compare_demo(sub: Any) -> None:
                     help="never abandon a trial early (default: median pruning of epoch-based models)")
     tu.add_argument("--seeds", type=positive_int, default=1, help="refit + test the best params with seeds 0..N-1")
     tu.add_argument("--refit", choices=["full", "none"], default=None)
-    tu.add_argument("--json", metavar="FILE")
-    tu.add_argument("--save-config", metavar="FILE.toml", help="write the tuned config (model, params, protocol)")
+    tu.add_argument("--json", type=output_file, metavar="FILE")
+    tu.add_argument("--save-config", type=output_file, metavar="FILE.toml", help="write the tuned config (model, params, protocol)")
     tu.add_argument("--device", type=device_name, default=None)
     add_data_options(tu)
     tu.set_defaults(func=_cmd_tune)
@@ -93,7 +95,7 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--metric", type=metric_name, default=None, help="metric to tune, rank and test (default NDCG@20)")
     c.add_argument("--refit", choices=["full", "none"], default=None)
     c.add_argument("--report", metavar="DIR", help="write DIR/report.html (+ results.json, experiment.toml)")
-    c.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    c.add_argument("--json", type=output_file, metavar="FILE", help="write the result as JSON")
     c.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     add_data_options(c)
     c.set_defaults(func=_cmd_compare)
@@ -103,7 +105,7 @@ def _add_tune_compare_demo(sub: Any) -> None:
                     help="report folder (default ./gan4rec-demo/); the report is DIR/report.html")
     dm.add_argument("--users", type=positive_int, default=500, help="synthetic users (default 500)")
     dm.add_argument("--items", type=positive_int, default=800, help="synthetic items (default 800); ML-100K density")
-    dm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    dm.add_argument("--json", type=output_file, metavar="FILE", help="also write the result as JSON")
     dm.add_argument("--device", type=device_name, default=None)
     dm.set_defaults(func=_cmd_demo)
 
