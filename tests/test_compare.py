@@ -15,12 +15,11 @@ from gan4rec.compare import (
     compare,
     demo_experiment,
     experiment_toml,
-    leaderboard_text,
-    load_experiment,
 )
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.evaluation.significance import holm
-from gan4rec.experiment import DataSpec, Protocol
+from gan4rec.experiment import DataSpec, Protocol, load_experiment
+from gan4rec.leaderboard import leaderboard_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_users": 120, "n_items": 150, "n_interactions": 3000, "random_state": 0}

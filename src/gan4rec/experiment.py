@@ -20,6 +20,7 @@ With ``valid_frac = 0`` (a paper replica) steps 3-4 collapse to one fit on the w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 import tomllib
@@ -34,13 +35,19 @@ from gan4rec.models import create
 from gan4rec.models.base import Recommender, versions
 
 __all__ = [
-    "DataSpec", "Protocol", "RunResult", "evaluate_model", "load_config", "load_split", "protocol_record", "run",
-    "run_on_split",
+    "EXPERIMENT_KEYS", "DataSpec", "Protocol", "RunResult", "evaluate_model", "load_config", "load_experiment",
+    "load_split", "protocol_record", "run", "run_on_split",
 ]
 
 log = logging.getLogger(__name__)
 
 SPLIT_KINDS = ("random", "leave-k-out", "temporal")
+
+#: Top-level keys an experiment config may hold.
+EXPERIMENT_KEYS: tuple[str, ...] = (
+    "description", "models", "params", "model_configs", "seeds", "trials", "splits", "timeout_per_model",
+    "skip_missing_models", "data", "protocol",
+)
 
 
 @dataclass
@@ -161,6 +168,121 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if key not in data_fields:
             raise DataError(f"{p}: unknown data key {key!r} (allowed: {', '.join(sorted(data_fields))})")
     return cfg
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """Read and check a TOML experiment config.
+
+    Keys (all optional; command-line flags override them):
+
+    - ``description``: free text shown in the report.
+    - ``models``: registry names, e.g. ``["cfgan", "ease", "toppop"]``.
+    - ``[params.NAME]``: params of model ``NAME`` held fixed (not searched while tuning).
+    - ``[model_configs]``: ``NAME = "configs/NAME.toml"``, a model config (``model``, ``[params]``) whose
+      params are held fixed; ``[params.NAME]`` entries override it.
+    - ``seeds`` (int N for seeds 0..N-1, or a list), ``trials`` (per model, >= 0), ``splits`` (>= 1),
+      ``timeout_per_model`` (seconds of tuning per model).
+    - ``skip_missing_models``: skip (with a warning) listed models that this build does not have.
+    - ``[data]``: the :class:`~gan4rec.experiment.DataSpec` fields (``dataset``, ``train``, ``test``,
+      ``format``...). Paths are relative to the current working directory.
+    - ``[protocol]``: the :class:`~gan4rec.experiment.Protocol` fields (``split``, ``valid_frac``, ``ks``,
+      ``metric``...).
+
+    Returns
+    -------
+    dict
+        The keys above with ``params`` resolved (model configs merged in) and ``source``: the path, the
+        sha256 and the text of the file, recorded with every result.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MissingInputError(f"{p}: no such experiment config file")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        cfg = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not UTF-8 text; expected a TOML experiment config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"{p}: invalid TOML ({e})") from None
+    for key in cfg:
+        if key not in EXPERIMENT_KEYS:
+            raise DataError(f"{p}: unknown key {key!r}; expected keys among {', '.join(EXPERIMENT_KEYS)}")
+    out: dict[str, Any] = {}
+    if "description" in cfg:
+        out["description"] = _expect(cfg["description"], str, p, "description", "a string")
+    if "models" in cfg:
+        models = cfg["models"]
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+            raise DataError(f"{p}: models = {models!r}; expected a non-empty list of registry names")
+        if len(set(models)) != len(models):
+            raise DataError(f"{p}: models = {models!r} lists a model twice")
+        out["models"] = list(models)
+    params: dict[str, dict[str, Any]] = {}
+    configs = cfg.get("model_configs", {})
+    if not isinstance(configs, dict):
+        raise DataError(f"{p}: [model_configs] must be a table of NAME = \"path/to/model.toml\"")
+    for name, cfg_path in configs.items():
+        if not isinstance(cfg_path, str):
+            raise DataError(f"{p}: model_configs.{name} = {cfg_path!r}; expected a path string")
+        model_cfg = load_config(cfg_path)
+        if model_cfg.get("model", name) != name:
+            raise DataError(
+                f"{p}: model_configs.{name} = {cfg_path!r} configures model {model_cfg['model']!r}, not {name!r}"
+            )
+        params[name] = dict(model_cfg.get("params", {}))
+    table = cfg.get("params", {})
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise DataError(f"{p}: [params] must hold one table per model, e.g. [params.ease] l2 = 500.0")
+    for name, values in table.items():
+        params[name] = {**params.get(name, {}), **values}
+    out["params"] = params
+    if configs:
+        out["model_configs"] = dict(configs)
+    if "seeds" in cfg:
+        seeds = cfg["seeds"]
+        if isinstance(seeds, list):
+            if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+                raise DataError(f"{p}: seeds = {seeds!r}; expected a count >= 1 or a non-empty list of seeds >= 0")
+        else:
+            _expect_int(seeds, p, "seeds", 1)
+        out["seeds"] = seeds
+    if "trials" in cfg:
+        out["trials"] = _expect_int(cfg["trials"], p, "trials", 0)
+    if "splits" in cfg:
+        out["splits"] = _expect_int(cfg["splits"], p, "splits", 1)
+    if "timeout_per_model" in cfg:
+        t = cfg["timeout_per_model"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+            raise DataError(f"{p}: timeout_per_model = {t!r}; expected a positive number of seconds")
+        out["timeout_per_model"] = float(t)
+    if "skip_missing_models" in cfg:
+        out["skip_missing_models"] = _expect(cfg["skip_missing_models"], bool, p, "skip_missing_models", "true or false")
+    for table_name, cls in (("data", DataSpec), ("protocol", Protocol)):
+        section = cfg.get(table_name, {})
+        if not isinstance(section, dict):
+            raise DataError(f"{p}: [{table_name}] must be a table")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in section:
+            if key not in known:
+                raise DataError(f"{p}: unknown {table_name} key {key!r}; expected keys among {', '.join(sorted(known))}")
+        out[table_name] = dict(section)
+    if "ks" in out["protocol"]:
+        out["protocol"]["ks"] = tuple(out["protocol"]["ks"])
+    out["source"] = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "text": text}
+    return out
+
+
+def _expect(value: Any, kind: type, path: Path, key: str, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise DataError(f"{path}: {key} = {value!r}; expected {what}")
+    return value
+
+
+def _expect_int(value: Any, path: Path, key: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise DataError(f"{path}: {key} = {value!r}; expected an integer >= {low}")
+    return value
 
 
 def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any]]:

@@ -156,19 +156,7 @@ def tune(
     """
     import optuna
 
-    from gan4rec.evaluation.evaluator import evaluate
-
-    if model_name not in MODELS:
-        raise DataError(f"unknown model {model_name!r}; known models: {', '.join(MODELS)}")
-    if n_trials < 1:
-        raise DataError(f"n_trials must be >= 1, got {n_trials}")
-    if "@" not in metric:
-        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}")
-    try:
-        k = int(metric.split("@", 1)[1])
-    except ValueError:
-        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}") from None
-    ks = tuple(sorted(set(ks) | {k}))
+    ks = _check_tune_args(model_name, n_trials, metric, ks)
     cls = MODELS[model_name]
     fixed = dict(fixed_params or {})
     cls.check_params(fixed)
@@ -177,49 +165,12 @@ def tune(
     cls.check_params(dict.fromkeys(space))
 
     carvings = validation_carvings(split, valid_repeats)
-
-    def objective(trial: Any) -> float:
-        params = {**suggest(trial, space), **fixed}
-        fit_s, values, metrics = 0.0, [], []
-        for i, (train, valid) in enumerate(carvings):
-            model = create(model_name, params, random_state=seed, device=device)
-
-            def report(epoch: int, value: float) -> None:
-                trial.report(value, epoch)
-                if trial.should_prune():
-                    log.info("trial %d pruned at epoch %d (%s = %.4f)", trial.number, epoch, metric, value)
-                    raise optuna.TrialPruned()
-
-            t0 = time.perf_counter()
-            with observe_validation(model, report) if prune and i == 0 else contextlib.nullcontext():
-                model.fit(train, valid, metric=metric)
-            fit_s += time.perf_counter() - t0
-            res = evaluate(model.score, train, valid, ks=ks, device=device)
-            values.append(float(res.metrics[metric]))
-            metrics.append(res.metrics)
-            if i == 0:
-                trial.set_user_attr("refit_params", model.refit_params())
-        value = float(np.mean(values))
-        trial.set_user_attr("fit_seconds", round(fit_s, 4))
-        trial.set_user_attr(
-            "valid_metrics", {m: float(np.mean([r[m] for r in metrics])) for m in metrics[0]}
-        )
-        if len(values) > 1:
-            trial.set_user_attr("valid_repeats", values)
-        if not math.isfinite(value):
-            raise DataError(f"trial {trial.number}: validation {metric} is not finite")
-        log.info("trial %d: %s = %.4f with %s (fit %.2f s)", trial.number, metric, value, params, fit_s)
-        return value
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objective = _Objective(model_name, space, fixed, carvings, metric=metric, ks=ks, seed=seed, device=device,
+                           prune=prune)
     name = study_name or f"gan4rec-{model_name}-{split.fingerprint[:12]}-{metric}" + (
         f"-x{valid_repeats}" if valid_repeats > 1 else ""
     )
-    study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5) if prune else optuna.pruners.NopPruner(),
-    )
+    study = _open_study(name, storage, seed=seed, prune=prune)
     if not space:
         # Nothing to search: one trial gives the validation score; more would repeat it.
         n_trials = 1
@@ -232,15 +183,97 @@ def tune(
     if not complete:
         raise DataError(f"no tuning trial of {model_name!r} completed (see the log for each failure)")
     best = study.best_trial
-    trials = [
+    best_params = {**best.params, **fixed}
+    return TuneResult(
+        model=model_name, metric=metric, best_params=best_params, best_value=float(best.value),  # type: ignore[arg-type]
+        trials=_trial_records(study), study_name=name, seconds=time.perf_counter() - t0,
+    )
+
+
+def _check_tune_args(model_name: str, n_trials: int, metric: str, ks: tuple[int, ...]) -> tuple[int, ...]:
+    """The cut-offs to evaluate (``ks`` with the K of ``metric``), after checking the arguments."""
+    if model_name not in MODELS:
+        raise DataError(f"unknown model {model_name!r}; known models: {', '.join(MODELS)}")
+    if n_trials < 1:
+        raise DataError(f"n_trials must be >= 1, got {n_trials}")
+    if "@" not in metric:
+        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}")
+    try:
+        k = int(metric.split("@", 1)[1])
+    except ValueError:
+        raise DataError(f"metric must look like 'NDCG@20', got {metric!r}") from None
+    return tuple(sorted(set(ks) | {k}))
+
+
+class _Objective:
+    """One trial: fit the drawn params on every validation carving and return the mean validation metric."""
+
+    def __init__(
+        self, model_name: str, space: dict[str, dict[str, Any]], fixed: dict[str, Any],
+        carvings: list[tuple[Interactions, Interactions]], *, metric: str, ks: tuple[int, ...], seed: int,
+        device: str | None, prune: bool,
+    ) -> None:
+        self.model_name, self.space, self.fixed, self.carvings = model_name, space, fixed, carvings
+        self.metric, self.ks, self.seed, self.device, self.prune = metric, ks, seed, device, prune
+
+    def __call__(self, trial: Any) -> float:
+        from gan4rec.evaluation.evaluator import evaluate
+
+        params = {**suggest(trial, self.space), **self.fixed}
+        fit_s, values, metrics = 0.0, [], []
+        for i, (train, valid) in enumerate(self.carvings):
+            model = create(self.model_name, params, random_state=self.seed, device=self.device)
+            t0 = time.perf_counter()
+            with observe_validation(model, self._reporter(trial)) if self.prune and i == 0 else contextlib.nullcontext():
+                model.fit(train, valid, metric=self.metric)
+            fit_s += time.perf_counter() - t0
+            res = evaluate(model.score, train, valid, ks=self.ks, device=self.device)
+            values.append(float(res.metrics[self.metric]))
+            metrics.append(res.metrics)
+            if i == 0:
+                trial.set_user_attr("refit_params", model.refit_params())
+        value = float(np.mean(values))
+        trial.set_user_attr("fit_seconds", round(fit_s, 4))
+        trial.set_user_attr(
+            "valid_metrics", {m: float(np.mean([r[m] for r in metrics])) for m in metrics[0]}
+        )
+        if len(values) > 1:
+            trial.set_user_attr("valid_repeats", values)
+        if not math.isfinite(value):
+            raise DataError(f"trial {trial.number}: validation {self.metric} is not finite")
+        log.info("trial %d: %s = %.4f with %s (fit %.2f s)", trial.number, self.metric, value, params, fit_s)
+        return value
+
+    def _reporter(self, trial: Any) -> Any:
+        import optuna
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
+            if trial.should_prune():
+                log.info("trial %d pruned at epoch %d (%s = %.4f)", trial.number, epoch, self.metric, value)
+                raise optuna.TrialPruned()
+
+        return report
+
+
+def _open_study(name: str, storage: str | None, *, seed: int, prune: bool) -> Any:
+    """Create (or, with ``storage``, load) the seeded TPE study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=storage is not None, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5) if prune else optuna.pruners.NopPruner(),
+    )
+
+
+def _trial_records(study: Any) -> list[dict[str, Any]]:
+    """JSON-ready records of every trial of ``study``."""
+    return [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
          "fit_seconds": t.user_attrs.get("fit_seconds"), "refit_params": t.user_attrs.get("refit_params", {}),
          "valid_metrics": t.user_attrs.get("valid_metrics"),
          **({"valid_repeats": t.user_attrs["valid_repeats"]} if "valid_repeats" in t.user_attrs else {})}
         for t in study.trials
     ]
-    best_params = {**best.params, **fixed}
-    return TuneResult(
-        model=model_name, metric=metric, best_params=best_params, best_value=float(best.value),  # type: ignore[arg-type]
-        trials=trials, study_name=name, seconds=time.perf_counter() - t0,
-    )
