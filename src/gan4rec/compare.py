@@ -49,12 +49,14 @@ from gan4rec.experiment import (
     EXPERIMENT_KEYS,
     DataSpec,
     Protocol,
+    data_record,
     load_experiment,
     load_split,
     protocol_record,
     run_on_split,
 )
 from gan4rec.leaderboard import (
+    STD_NOTE,
     leaderboard_rows,
     leaderboard_text,
     model_entry,
@@ -75,6 +77,9 @@ from gan4rec.popularity import (
 # gan4rec.popularity and gan4rec.leaderboard; they are re-exported here for callers of the old home.
 __all__ = [
     "DEMO_MODELS",
+    "DEMO_SEARCH_SPACES",
+    "DEMO_TIMEOUT_PER_MODEL",
+    "DEMO_TRIALS",
     "EXPERIMENT_KEYS",
     "POPULARITY_BUCKETS",
     "compare",
@@ -90,13 +95,33 @@ log = logging.getLogger(__name__)
 #: Models of ``gan4rec demo``, in leaderboard-tie order; those not in this build are skipped.
 DEMO_MODELS: tuple[str, ...] = ("cfgan", "irgan", "ease", "itemknn", "toppop")
 
+#: Tuning trials per model in the demo: a fixed count, so every machine runs the same search.
+DEMO_TRIALS = 4
+
+#: The demo's tuning time box per model, seconds: a guard far above the demo's need on 2 idle cores.
+DEMO_TIMEOUT_PER_MODEL = 60.0
+
+#: The demo's small search spaces, around each model's defaults (TopPop has nothing to tune).
+DEMO_SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "cfgan": {"alpha": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+              "zr_ratio": {"type": "float", "low": 0.3, "high": 0.9}},
+    "irgan": {"d_lr": {"type": "float", "low": 3e-4, "high": 3e-3, "log": True},
+              "tau": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
+    "ease": {"l2": {"type": "float", "low": 50.0, "high": 5000.0, "log": True}},
+    "itemknn": {"topk": {"type": "int", "low": 20, "high": 400, "log": True},
+                "shrink": {"type": "int", "low": 0, "high": 100}},
+}
+
 
 # ---------------------------------------------------------------------------------------------- configs
 def demo_experiment(n_users: int = 500, n_items: int = 800) -> dict[str, Any]:
     """The experiment of ``gan4rec demo`` (``configs/experiments/demo.toml`` holds the same one).
 
     A synthetic dataset with ML-100K's density (6.25%), a random 80/20 split with 20% of train for
-    validation, 3 tuning trials and a 20 s tuning time box per model, one seed.
+    validation, one seed, and :data:`DEMO_TRIALS` tuning trials per model in a small search space around
+    each model's good defaults (:data:`DEMO_SEARCH_SPACES`). The trial count, not the clock, sets the
+    search, so the demo gives the same leaderboard on every machine; the time box
+    (:data:`DEMO_TIMEOUT_PER_MODEL`) is only a guard, with a WARNING when it cuts a model short.
     """
     for name, value in (("n_users", n_users), ("n_items", n_items)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 20:
@@ -110,15 +135,17 @@ def demo_experiment(n_users: int = 500, n_items: int = 800) -> dict[str, Any]:
         "params": {"cfgan": {"epochs": 40, "eval_every": 5, "patience": 2},
                    "irgan": {"epochs": 4, "pretrain_epochs": 30}},
         "seeds": 1,
-        "trials": 3,
+        "trials": DEMO_TRIALS,
         "splits": 1,
-        "timeout_per_model": 20.0,
+        "timeout_per_model": DEMO_TIMEOUT_PER_MODEL,
         "skip_missing_models": True,
         "data": {"dataset": "synthetic",
                  "synthetic": {"n_users": n_users, "n_items": n_items, "n_interactions": n_interactions,
                                "random_state": 0}},
         "protocol": {"split": "random", "test_frac": 0.2, "valid_frac": 0.2, "split_seed": 42,
                      "ks": (5, 10, 20), "metric": "NDCG@20"},
+        "search_space": {name: {p: dict(spec) for p, spec in space.items()}
+                         for name, space in DEMO_SEARCH_SPACES.items()},
     }
 
 
@@ -133,14 +160,11 @@ def experiment_record(
     timeout_per_model: float | None,
     skip_missing: bool = False,
     description: str = "",
+    search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+    wide: bool = False,
 ) -> dict[str, Any]:
     """The effective experiment as a config dict: :func:`experiment_toml` of it reproduces the run."""
-    data = {}
-    defaults = DataSpec()
-    for f in dataclasses.fields(DataSpec):
-        value = getattr(spec, f.name)
-        if value is not None and value != getattr(defaults, f.name):
-            data[f.name] = dict(value) if isinstance(value, dict) else value
+    data = data_record(spec)
     proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
     out: dict[str, Any] = {}
     if description:
@@ -155,11 +179,15 @@ def experiment_record(
         out["timeout_per_model"] = float(timeout_per_model)
     if skip_missing:
         out["skip_missing_models"] = True
+    if wide:
+        out["wide"] = True
     out["data"] = data
     out["protocol"] = proto
     params = {name: dict(p) for name, p in models.items() if p}
     if params:
         out["params"] = params
+    if search_spaces:
+        out["search_space"] = {name: {p: dict(spec) for p, spec in space.items()} for name, space in search_spaces.items()}
     return _clean(out)
 
 
@@ -204,6 +232,8 @@ def compare(
     device: str | None = None,
     skip_missing: bool = False,
     description: str = "",
+    search_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    wide: bool = False,
 ) -> dict[str, Any]:
     """Run the comparison protocol of the module docstring and return a JSON-ready result.
 
@@ -221,7 +251,9 @@ def compare(
     splits
         Number of splits (random and leave-k-out splits; a temporal split is the same every time).
     timeout_per_model
-        Seconds after which a model's tuning starts no new trial (the same box for every model).
+        The tuning time box of each model (the same for all): after it no trial starts and a running
+        epoch-based fit stops at its next validation; a WARNING says when it cut a model's search short,
+        and ``results.NAME.tuning`` records the trials each model got.
     config
         The experiment config this run came from (``load_experiment(...)["source"]``), recorded verbatim.
     device
@@ -230,6 +262,11 @@ def compare(
         Skip, with a warning, models that are not in :data:`gan4rec.models.MODELS` (else a DataError).
     description
         Free text recorded with the result and shown in the report.
+    search_spaces
+        ``{name: search space}`` replacing a model's declared ``search_space`` (e.g. the demo's small spaces
+        around good defaults). A model searched in its own space also runs its ``published_configs`` first.
+    wide
+        Search ``search_space_wide`` for the models that declare one (others: their ``search_space``).
 
     Returns
     -------
@@ -237,24 +274,25 @@ def compare(
         ``kind="compare"``, ``experiment`` (the effective config) and ``experiment_toml``, ``config``,
         ``models``, ``skipped``, ``dataset``, ``splits``, ``protocol``, ``seeds``, ``metric``, ``best``,
         ``leaderboard`` (rows sorted by mean ``metric``), ``results`` (one entry per model in the schema
-        of ``gan4rec train``: ``metrics.test`` is the mean over runs, ``metrics.test_std`` the std, plus
+        of ``gan4rec train``: ``metrics.test`` is the mean over runs, ``metrics.test_std`` the sample std (``std`` says so), plus
         ``per_seed``, ``tuning``, ``user_ci95``, ``history``, ``popularity``), ``significance`` (every
         p-value), ``popularity``, ``versions``, ``seconds`` and ``created``.
     """
     t_start = time.perf_counter()
     wanted, skipped = _available_models(models, skip_missing)
     seed_list = _seed_list(seeds)
-    protocol, k = _checked_protocol(protocol, spec, wanted, trials=trials, splits=splits,
+    spaces = _search_spaces(wanted, search_spaces or {}, wide)
+    protocol, k = _checked_protocol(protocol, spec, wanted, spaces, trials=trials, splits=splits,
                                     timeout_per_model=timeout_per_model)
     acc = _Runs(wanted)
     for s in range(int(splits)):
         _run_split(acc, s, spec, dataclasses.replace(protocol, split_seed=protocol.split_seed + s), wanted,
-                   splits=int(splits), seed_list=seed_list, trials=int(trials), timeout=timeout_per_model, k=k,
+                   spaces, splits=int(splits), seed_list=seed_list, trials=int(trials), timeout=timeout_per_model, k=k,
                    device=device)
     summary = _summarise(acc, wanted, protocol.metric, k)
     record = experiment_record(wanted, spec, protocol, seeds=seed_list, trials=int(trials), splits=int(splits),
                                timeout_per_model=timeout_per_model, skip_missing=skip_missing,
-                               description=description)
+                               description=description, search_spaces=search_spaces, wide=wide)
     out = {
         "kind": "compare",
         "description": description,
@@ -270,6 +308,7 @@ def compare(
         "trials": int(trials),
         "timeout_per_model": timeout_per_model,
         "metric": protocol.metric,
+        "std": STD_NOTE,
         **summary,
         "versions": _versions(),
         "seconds": round(time.perf_counter() - t_start, 3),
@@ -314,7 +353,8 @@ def _available_models(
 
 
 def _checked_protocol(
-    protocol: Protocol, spec: DataSpec, wanted: Mapping[str, Mapping[str, Any]], *, trials: int, splits: int,
+    protocol: Protocol, spec: DataSpec, wanted: Mapping[str, Mapping[str, Any]], spaces: Mapping[str, Any], *,
+    trials: int, splits: int,
     timeout_per_model: float | None,
 ) -> tuple[Protocol, int]:
     """Check the budget and the protocol; return the protocol with the K of its metric evaluated, and K."""
@@ -335,7 +375,7 @@ def _checked_protocol(
     if k not in protocol.ks:
         protocol = dataclasses.replace(protocol, ks=tuple(sorted({*protocol.ks, k})))
         log.info("added K=%d of %s to the evaluated cut-offs", k, protocol.metric)
-    tuned_models = [n for n in wanted if trials > 0 and _search_space(n, wanted[n])]
+    tuned_models = [n for n in wanted if trials > 0 and spaces[n][0]]
     if tuned_models and protocol.valid_frac == 0:
         raise DataError(
             f"tuning {', '.join(tuned_models)} needs a validation split but protocol.valid_frac=0; "
@@ -349,7 +389,8 @@ def _checked_protocol(
 
 
 def _run_split(
-    acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]], *, splits: int,
+    acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]],
+    spaces: Mapping[str, tuple[dict[str, Any], bool]], *, splits: int,
     seed_list: list[int], trials: int, timeout: float | None, k: int, device: str | None,
 ) -> None:
     """Split ``s``: make it, then tune every model on its validation and refit + test it once per seed."""
@@ -366,12 +407,16 @@ def _run_split(
     exclude = split.valid if evaluated_train is split.train and split.valid is not None else None
     users_s: np.ndarray | None = None
     for name, fixed in wanted.items():
-        tuned = _tune_one(name, fixed, split, proto_s, trials=trials, timeout=timeout, seed=seed_list[0],
-                          device=device)
+        tuned, best_model = _tune_one(name, fixed, spaces[name], split, proto_s, trials=trials, timeout=timeout,
+                                      seed=seed_list[0], device=device)
         acc.tuning[name].append({"split": s, **tuned})
         sums: dict[str, np.ndarray] = {}
         for seed in seed_list:
-            rr = run_on_split(name, tuned["best_params"], split, info, proto_s, seed=seed, device=device)
+            # The tuning seed's first fit is the best trial's: reuse it rather than fit it again.
+            reuse = best_model if seed == seed_list[0] else None
+            rr = run_on_split(name, tuned["best_params"], split, info, proto_s, seed=seed, device=device,
+                              fitted=reuse, fitted_seconds=tuned.get("best_fit_seconds", 0.0))
+            best_model = None
             ev = rr.test_eval
             if users_s is None:
                 users_s = np.array(ev.users, dtype=np.int64)  # a writable copy: torch wraps it when scoring
@@ -458,42 +503,70 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return [int(s) for s in out]
 
 
-def _search_space(name: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
+def _search_spaces(
+    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each model's search space (fixed params taken out) and whether it is the model's own declared one."""
     from gan4rec.models import MODELS
 
-    return {p: s for p, s in MODELS[name].search_space.items() if p not in fixed}
+    for name in given:
+        if name not in wanted:
+            raise DataError(f"search space given for {name!r}, which is not among the models {', '.join(wanted)}")
+    out = {}
+    for name, fixed in wanted.items():
+        cls = MODELS[name]
+        own = name not in given
+        if not own:
+            space = {p: dict(spec) for p, spec in given[name].items()}
+            cls.check_params(dict.fromkeys(space))
+        elif wide and getattr(cls, "search_space_wide", None) is not None:
+            space = dict(cls.search_space_wide)  # type: ignore[attr-defined]
+        else:
+            space = dict(cls.search_space)
+        out[name] = ({p: spec for p, spec in space.items() if p not in fixed}, own)
+    return out
 
 
 def _tune_one(
-    name: str, fixed: dict[str, Any], split: Any, protocol: Protocol, *, trials: int, timeout: float | None,
-    seed: int, device: str | None,
-) -> dict[str, Any]:
-    """Tune one model on validation; a model with nothing to search keeps its defaults + fixed params."""
-    space = _search_space(name, fixed)
-    if trials == 0 or not space:
+    name: str, fixed: dict[str, Any], space: tuple[dict[str, Any], bool], split: Any, protocol: Protocol, *,
+    trials: int, timeout: float | None, seed: int, device: str | None,
+) -> tuple[dict[str, Any], Any]:
+    """Tune one model on validation; a model with nothing to search keeps its defaults + fixed params.
+
+    Returns the tuning record and the best trial's fitted model (or ``None``) for the first seed's run.
+    """
+    if trials == 0 or not space[0]:
         reason = "trials=0" if trials == 0 else "empty search space"
         log.info("%s: not tuned (%s); defaults + fixed params", name, reason)
         return {"tuned": False, "reason": reason, "best_params": dict(fixed), "best_value": None, "n_trials": 0,
-                "seconds": 0.0, "trials": []}
+                "seconds": 0.0, "trials": []}, None
     try:
         import optuna  # noqa: F401  # tune() needs it; fail with the fix rather than a traceback
     except ImportError:
         raise MissingInputError(
             f"tuning {name} needs optuna, which is not installed; pip install 'gan4rec[tune]' or pass trials=0"
         ) from None
-    from gan4rec.tuning import tune
+    from gan4rec.tuning import TimeBoxError, tune
 
     log.info("%s: tuning on validation (%d trials%s)", name, trials,
              f", {timeout:g} s time box" if timeout is not None else "")
-    res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
-               timeout=timeout, seed=seed, device=device, valid_repeats=protocol.valid_repeats)
-    n_complete = sum(t["state"] == "COMPLETE" for t in res.trials)
-    log.info("%s: best validation %s = %.4f after %d trials (%.1f s)", name, res.metric, res.best_value,
-             len(res.trials), res.seconds)
+    try:
+        res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
+                   search_space=space[0], published=space[1], timeout=timeout, seed=seed, device=device,
+                   valid_repeats=protocol.valid_repeats)
+    except TimeBoxError as e:
+        log.warning("%s: %s; running it with its defaults + fixed params instead", name, e)
+        return {"tuned": False, "reason": f"time box: {e}", "best_params": dict(fixed), "best_value": None,
+                "n_trials": 0, "n_requested": trials, "timed_out": True, "seconds": float(timeout or 0.0),
+                "trials": []}, None
+    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name, res.metric, res.best_value, res.summary(),
+             res.seconds)
     return {"tuned": True, "reason": None, "best_params": res.best_params, "best_value": res.best_value,
-            "metric": res.metric, "n_trials": len(res.trials), "n_complete": n_complete,
-            "timed_out": len(res.trials) < trials, "seconds": round(res.seconds, 3), "study_name": res.study_name,
-            "trials": res.trials}
+            "metric": res.metric, "n_trials": res.n_run, "n_requested": trials, "n_complete": res.n_complete,
+            "n_pruned": res.n_pruned, "n_failed": res.n_failed, "n_time_boxed": res.n_time_boxed,
+            "timed_out": res.time_boxed, "seconds": round(res.seconds, 3), "study_name": res.study_name,
+            "best_fit_seconds": res.best_fit_seconds, "reused_best_fit": res.best_model is not None,
+            "search_space": res.search_space, "trials": res.trials}, res.best_model
 
 
 def _history_record(history: list[dict[str, Any]] | None, metric: str, split: int, seed: int) -> dict[str, Any] | None:

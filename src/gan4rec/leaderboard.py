@@ -1,7 +1,8 @@
 """Aggregate a comparison's runs: per-model entries, per-user pooling, significance and the leaderboard.
 
 These are the steps of :func:`gan4rec.compare.compare` after every run is done (see its module docstring
-for the protocol). Standard deviations over runs are sample standard deviations (``ddof=1``).
+for the protocol). Standard deviations over runs are sample standard deviations (``ddof=1``; 0.0 for
+a single run, which the leaderboard then does not show); results record this as :data:`STD_NOTE`.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import numpy as np
 
 __all__ = [
     "ALPHA",
+    "STD_NOTE",
     "leaderboard_rows",
     "leaderboard_text",
     "mean_std",
     "model_entry",
     "pool_users",
+    "run_time_text",
     "significance_tests",
+    "tuning_lines",
     "user_ci",
 ]
 
 #: Significance level of the leaderboard's stars and the report's verdicts.
 ALPHA = 0.05
+
+#: How every standard deviation over runs is computed, recorded in results as ``"std"``.
+STD_NOTE = "sample (ddof=1); 0.0 for a single run"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -159,13 +166,15 @@ def leaderboard_text(result: Mapping[str, Any]) -> str:
     metric = result["metric"]
     k = metric.split("@")[1]
     n_runs = len(result["seeds"]) * len(result["splits"])
+    spread = n_runs > 1  # one run has no spread to show
     extra = [m for m in (f"Recall@{k}", f"Coverage@{k}") if m in result["results"][result["best"]]["metrics"]["test"]]
-    head = ["#", "model", f"{metric} mean +- std", *extra, "fit s", "rec s", f"p vs {result['best']}"]
+    head = ["#", "model", f"{metric} mean +- std" if spread else metric, *extra, "fit s", "rec s",
+            f"p vs {result['best']}"]
     lines = []
     for row in result["leaderboard"]:
         e = result["results"][row["model"]]
         cells = [str(row["rank"]), row["model"] + (" (GAN)" if row["adversarial"] else ""),
-                 f"{_num(row['mean'])} +- {_num(row['std'])}"]
+                 f"{_num(row['mean'])} +- {_num(row['std'])}" if spread else _num(row["mean"])]
         cells += [_num(e["metrics"]["test"].get(m)) for m in extra]
         cells += [f"{e['fit_seconds']:.2f}", f"{e['recommend_seconds']:.3f}"]
         p = row["p_wilcoxon_holm"]
@@ -173,8 +182,10 @@ def leaderboard_text(result: Mapping[str, Any]) -> str:
         lines.append(cells)
     widths = [max(len(c) for c in col) for col in zip(head, *lines, strict=True)]
     fmt = "  ".join(f"{{:{'<' if i == 1 else '>'}{w}}}" for i, w in enumerate(widths))
-    out = [(f"leaderboard: test {metric}, mean +- std over {n_runs} run(s) "
-            f"({len(result['seeds'])} seed(s) x {len(result['splits'])} split(s)); "
+    runs = (f"mean +- sample std over {n_runs} runs" if spread else "1 run") + (
+        f" ({_seeds_text(result['seeds'])} x {len(result['splits'])} split(s))")
+    out = [*tuning_lines(result),
+           (f"leaderboard: test {metric}, {runs}; "
             f"p: paired Wilcoxon across {result['significance']['n_users']} users, Holm-corrected, * p <= 0.05"),
            fmt.format(*head)]
     out += [fmt.format(*cells) for cells in lines]
@@ -188,7 +199,45 @@ def leaderboard_text(result: Mapping[str, Any]) -> str:
                    f"(Holm {_p(t['ttest']['p_holm'])})")
     if result.get("skipped"):
         out.append("skipped: " + ", ".join(f"{n} ({why})" for n, why in result["skipped"].items()))
+    if result.get("seconds") is not None:
+        out.append(f"run time: {run_time_text(result['seconds'])}")
     return "\n".join(out)
+
+
+def tuning_lines(result: Mapping[str, Any]) -> list[str]:
+    """What tuning each model actually got: trials run of those asked, and a WARNING where the time box cut.
+
+    One line ``tuning on validation: cfgan 4/4 trials, ...``, then one WARNING line per model that the time
+    box cut short. The report's header shows the same counts.
+    """
+    parts, warnings = [], []
+    for name in result["models"]:
+        runs = result["results"][name]["tuning"]
+        asked = sum(t.get("n_requested", result["trials"]) for t in runs if t.get("tuned") or t.get("timed_out"))
+        got = sum(t.get("n_trials", 0) for t in runs)
+        if not any(t.get("tuned") or t.get("timed_out") for t in runs):
+            parts.append(f"{name} not tuned ({runs[0].get('reason')})")
+            continue
+        parts.append(f"{name} {got}/{asked} trials")
+        boxed = sum(t.get("n_time_boxed", 0) for t in runs)
+        if any(t.get("timed_out") for t in runs):
+            stopped = f", {boxed} stopped mid-fit" if boxed else ""
+            warnings.append(f"WARNING: the {result.get('timeout_per_model') or 0:g} s tuning time box cut {name} "
+                            f"short: {got} of {asked} trials finished{stopped}")
+    return [f"tuning on validation: {', '.join(parts)}", *warnings]
+
+
+def run_time_text(seconds: float) -> str:
+    """A run's wall time as the report and the terminal both show it, e.g. ``"42.5 s"`` or ``"3 min 5 s"``."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(str(s) for s in seeds)}"
 
 
 def _num(x: Any) -> str:
