@@ -557,7 +557,8 @@ def _tune_one(
     except TimeBoxError as e:
         log.warning("%s: %s; running it with its defaults + fixed params instead", name, e)
         return {"tuned": False, "reason": f"time box: {e}", "best_params": dict(fixed), "best_value": None,
-                "n_trials": 0, "n_requested": trials, "timed_out": True, "seconds": float(timeout or 0.0),
+                "n_trials": e.n_run, "n_time_boxed": e.n_time_boxed, "n_requested": trials, "timed_out": True,
+                "seconds": float(timeout or 0.0),
                 "trials": []}, None
     log.info("%s: best validation %s = %.4f; %s (%.1f s)", name, res.metric, res.best_value, res.summary(),
              res.seconds)

@@ -205,25 +205,31 @@ def leaderboard_text(result: Mapping[str, Any]) -> str:
 
 
 def tuning_lines(result: Mapping[str, Any]) -> list[str]:
-    """What tuning each model actually got: trials run of those asked, and a WARNING where the time box cut.
+    """What tuning each model actually got, and a WARNING for each model the time box cut short.
 
-    One line ``tuning on validation: cfgan 4/4 trials, ...``, then one WARNING line per model that the time
-    box cut short. The report's header shows the same counts.
+    First ``tuning on validation: cfgan 4/4 trials, ...``: trials that ran to their end (complete, or
+    pruned by the median rule) of those asked for. Then one WARNING line per model the time box cut
+    short, with the trials it stopped mid-fit and those it never started. The report's header shows the
+    same counts.
     """
     parts, warnings = [], []
     for name in result["models"]:
         runs = result["results"][name]["tuning"]
-        asked = sum(t.get("n_requested", result["trials"]) for t in runs if t.get("tuned") or t.get("timed_out"))
-        got = sum(t.get("n_trials", 0) for t in runs)
-        if not any(t.get("tuned") or t.get("timed_out") for t in runs):
+        searched = [t for t in runs if t.get("tuned") or t.get("timed_out")]
+        if not searched:
             parts.append(f"{name} not tuned ({runs[0].get('reason')})")
             continue
-        parts.append(f"{name} {got}/{asked} trials")
-        boxed = sum(t.get("n_time_boxed", 0) for t in runs)
-        if any(t.get("timed_out") for t in runs):
-            stopped = f", {boxed} stopped mid-fit" if boxed else ""
+        asked = sum(t.get("n_requested", result["trials"]) for t in searched)
+        started = sum(t.get("n_trials", 0) for t in searched)
+        boxed = sum(t.get("n_time_boxed", 0) for t in searched)
+        parts.append(f"{name} {started - boxed}/{asked} trials")
+        if any(t.get("timed_out") for t in searched):
+            detail = [f"{boxed} stopped mid-fit"] if boxed else []
+            if asked > started:
+                detail.append(f"{asked - started} never started")
+            fallback = "; defaults + fixed params used" if not any(t.get("tuned") for t in searched) else ""
             warnings.append(f"WARNING: the {result.get('timeout_per_model') or 0:g} s tuning time box cut {name} "
-                            f"short: {got} of {asked} trials finished{stopped}")
+                            f"short: {started - boxed} of {asked} trials ran ({', '.join(detail)}){fallback}")
     return [f"tuning on validation: {', '.join(parts)}", *warnings]
 
 

@@ -25,10 +25,11 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import Split, carve_validation
 from gan4rec.errors import DataError
 from gan4rec.experiment import DataSpec, Protocol, config_protocol, data_record
+from gan4rec.leaderboard import STD_NOTE, mean_std
 from gan4rec.models import MODELS, create
 from gan4rec.train.loop import observe_validation
 
-__all__ = ["TimeBoxError", "TuneResult", "suggest", "tune", "tuned_config", "tuned_config_toml",
+__all__ = ["TimeBoxError", "TuneResult", "refit_and_test", "suggest", "tune", "tuned_config", "tuned_config_toml",
            "validation_carvings"]
 
 #: Split kinds whose validation part is a seeded random per-user holdout, so re-carving it with another
@@ -39,7 +40,14 @@ log = logging.getLogger(__name__)
 
 
 class TimeBoxError(DataError):
-    """The tuning time box stopped every trial of a model before one completed."""
+    """The tuning time box stopped every trial of a model before one completed.
+
+    ``n_run`` trials started, ``n_time_boxed`` of them were stopped mid-fit by the box.
+    """
+
+    def __init__(self, message: str, n_run: int = 0, n_time_boxed: int = 0) -> None:
+        super().__init__(message)
+        self.n_run, self.n_time_boxed = n_run, n_time_boxed
 
 
 @dataclass
@@ -240,7 +248,8 @@ def tune(
                  f" ({done} already in study {name!r})" if done else "",
                  f", {timeout:g} s time box" if timeout is not None else "")
         # Model errors (e.g. a setting that needs too much memory) fail that trial only.
-        study.optimize(objective, n_trials=n_trials - done, timeout=timeout, n_jobs=1, catch=(DataError,),
+        # The time box is checked here (after each trial: study.stop) and in epoch-based fits, on one clock.
+        study.optimize(objective, n_trials=n_trials - done, n_jobs=1, catch=(DataError,),
                        callbacks=[objective.progress])
     seconds = time.perf_counter() - t0
     return _result(study, objective, model_name, metric, n_requested=n_trials, n_before=done, seconds=seconds,
@@ -391,6 +400,8 @@ class _Objective:
         value = "" if trial.value is None else f" {self.metric} = {trial.value:.4f};"
         log.info("%s: trial %d/%d %s;%s %s%s", self.model_name, self.n_run, self.n_total, trial.state.name.lower(),
                  value, best, self._time_left())
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            study.stop()  # no new trial after the time box
 
 
 def _open_study(name: str, storage: str | None, *, seed: int, prune: bool) -> Any:
@@ -430,9 +441,9 @@ def _result(
     time_boxed = bool(timeout is not None and (n_before + n_run < n_requested or n_boxed))
     complete = states.count(optuna.trial.TrialState.COMPLETE)
     if not complete:
-        if n_boxed:
-            raise TimeBoxError(f"the {timeout:g} s time box stopped every tuning trial of {model_name!r} before "
-                               "one completed; give it more time")
+        if time_boxed:
+            raise TimeBoxError(f"the {timeout:g} s time box stopped tuning {model_name!r} before a trial completed "
+                               f"({n_run} started, {n_boxed} stopped mid-fit); give it more time", n_run, n_boxed)
         raise DataError(f"no tuning trial of {model_name!r} completed (see the log for each failure)")
     best = study.best_trial
     best_params = {**best.params, **best.user_attrs.get("published_extra", {}), **objective.fixed}
@@ -462,6 +473,45 @@ def _trial_records(study: Any) -> list[dict[str, Any]]:
          **({"published": t.user_attrs["published"]} if "published" in t.user_attrs else {})}
         for t in study.get_trials(deepcopy=False) if t.state.is_finished()
     ]
+
+
+def refit_and_test(
+    result: TuneResult, split: Split, data_info: dict[str, Any], protocol: Protocol, *, seeds: int,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Refit ``result.best_params`` and test once per seed ``0..seeds-1``: the second half of ``gan4rec tune``.
+
+    The tuning seed's first fit is the best trial's own (same params, seed and data), so its fitted model
+    (``result.best_model``) is reused rather than fitted again; only its refit on the full training data
+    runs. A resumed study whose best trial ran in an earlier process has no model to reuse, and a seed
+    other than the tuning seed needs its own fit.
+
+    Returns the result in the schema of ``gan4rec train``, with ``metrics.test`` the mean over seeds and
+    ``metrics.test_std`` the sample standard deviation (``ddof=1``; 0.0 for one seed; ``std`` says so),
+    ``per_seed``, ``best_params``, ``tuning`` (counts, time box) and ``trials``; ``protocol`` records the
+    split really made (:func:`gan4rec.experiment.protocol_record`).
+    """
+    from gan4rec.experiment import protocol_record, run_on_split
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise DataError(f"seeds={seeds!r}; expected an integer >= 1")
+    runs = []
+    for seed in range(seeds):
+        reuse = result.best_model if seed == result.seed else None
+        if seed == result.seed and reuse is None:
+            log.info("seed %d: the best trial ran in an earlier process; fitting it again", seed)
+        out = run_on_split(result.model, result.best_params, split, data_info, protocol, seed=seed, device=device,
+                           fitted=reuse, fitted_seconds=result.best_fit_seconds)
+        runs.append(out.result)
+    mean, std = {}, {}
+    for key in runs[0]["metrics"]["test"]:
+        mean[key], std[key] = mean_std([r["metrics"]["test"][key] for r in runs])
+    return {**runs[0], "seed": list(range(seeds)),
+            "metrics": {"valid": runs[0]["metrics"]["valid"], "test": mean, "test_std": std},
+            "std": STD_NOTE,
+            "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "fit_seconds": r["fit_seconds"]} for r in runs],
+            "best_params": result.best_params, "tuning": {k: v for k, v in result.to_json().items() if k != "trials"},
+            "trials": result.trials, "protocol": protocol_record(protocol, split)}
 
 
 def tuned_config(result: TuneResult, split: Split, spec: DataSpec, protocol: Protocol) -> dict[str, Any]:
