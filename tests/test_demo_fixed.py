@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
-import gan4rec.tuning as tuning
+from gan4rec import tuning
 from gan4rec.compare import DEMO_TRIALS, compare, demo_experiment
 from gan4rec.experiment import DataSpec, Protocol
 from gan4rec.leaderboard import leaderboard_text, tuning_lines

@@ -8,7 +8,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-import gan4rec.tuning as tuning
+from gan4rec import tuning
 from gan4rec.data.split import Split, presplit, random_holdout
 from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError

@@ -449,8 +449,9 @@ def _result(
     best_params = {**best.params, **best.user_attrs.get("published_extra", {}), **objective.fixed}
     reused = objective.best if objective.best is not None and objective.best[1] == best.number else None
     if time_boxed:
-        log.warning("%s: the %g s time box cut tuning short: %d of %d trial(s) finished%s", model_name, timeout,
-                    n_before + n_run, n_requested, f", {n_boxed} stopped mid-fit" if n_boxed else "")
+        log.warning("%s: the %g s time box cut tuning short: %d of %d trial(s) ran to their end, %d stopped "
+                    "mid-fit, %d never started", model_name, timeout, n_before + n_run - n_boxed, n_requested,
+                    n_boxed, n_requested - n_before - n_run)
     return TuneResult(
         model=model_name, metric=metric, best_params=best_params, best_value=float(best.value),  # type: ignore[arg-type]
         trials=_trial_records(study), study_name=study.study_name, seconds=seconds, n_requested=n_requested,

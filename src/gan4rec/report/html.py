@@ -170,7 +170,8 @@ def _hero(result: Mapping[str, Any]) -> str:
         ("interactions", f"{ds.get('n_train', 0) + ds.get('n_test', 0):,}"),
         ("split", split_text),
         ("metric", metric),
-        ("seeds", f"{len(result['seeds'])}: " + ", ".join(str(s) for s in result["seeds"])),
+        ("seeds", ", ".join(str(s) for s in result["seeds"])
+                  + f" ({len(result['seeds'])} seed{'s' if len(result['seeds']) != 1 else ''})"),
         ("splits", str(len(result["splits"]))),
         ("tuning", tuning_lines(result)[0].removeprefix("tuning on validation: ")),
         ("run time", run_time_text(result["seconds"]) if result.get("seconds") is not None else "n/a"),
@@ -300,7 +301,8 @@ def _tuning(result: Mapping[str, Any]) -> str:
         if t.get("timed_out"):
             how += ", stopped by the time box"
         params = json.dumps({**e.get("best_params", {}), **e.get("refit_params", {})}, sort_keys=True)
-        trials = sum(x.get("n_trials", 0) for x in e["tuning"])
+        # Trials that ran to their end, as in the header; those the time box stopped mid-fit do not count.
+        trials = sum(x.get("n_trials", 0) - x.get("n_time_boxed", 0) for x in e["tuning"])
         asked = sum(x.get("n_requested", result["trials"]) for x in e["tuning"] if x.get("tuned") or x.get("timed_out"))
         shown = f"{trials} of {asked}" if asked else str(trials)
         body.append(f"<tr><td class='l'>{_e(row['model'])}</td><td class='l'>{_e(how)}</td><td>{shown}</td>"
