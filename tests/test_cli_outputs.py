@@ -82,12 +82,16 @@ def test_quiet_turns_progress_bars_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     root = logging.getLogger("gan4rec")
-    monkeypatch.setattr(root, "level", logging.WARNING)
-    assert list(progress(range(3), desc="x")) == [0, 1, 2]
-    assert seen == [], "quiet: no bar at all"
-    monkeypatch.setattr(root, "level", logging.INFO)
-    assert list(progress(range(3), desc="x")) == [0, 1, 2]
-    assert seen == [None], "at INFO tqdm decides (disable=None: a bar on a terminal only)"
+    before = root.level
+    try:
+        root.setLevel(logging.WARNING)  # setLevel, not the attribute: it clears the loggers' level cache
+        assert list(progress(range(3), desc="x")) == [0, 1, 2]
+        assert seen == [], "quiet: no bar at all"
+        root.setLevel(logging.INFO)
+        assert list(progress(range(3), desc="x")) == [0, 1, 2]
+        assert seen == [None], "at INFO tqdm decides (disable=None: a bar on a terminal only)"
+    finally:
+        root.setLevel(before)
 
 
 def test_explain_prints_column_headers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
