@@ -68,7 +68,11 @@ def _add_tune_compare_demo(sub: Any) -> None:
     tu.add_argument("--config", metavar="FILE.toml")
     tu.add_argument("--trials", type=positive_int, required=True, help="trial budget (the same for every model)")
     tu.add_argument("--metric", type=metric_name, default=None, help="validation metric to maximise (default NDCG@20)")
-    tu.add_argument("--timeout", type=positive_float, default=None, help="stop starting trials after SECONDS")
+    tu.add_argument("--timeout", type=positive_float, default=None,
+                    help="time box, SECONDS: no trial starts after it and a running epoch-based fit stops at its "
+                         "next validation (recorded as pruned)")
+    tu.add_argument("--wide-space", action="store_true",
+                    help="search the model's wider search space (search_space_wide) where it declares one")
     tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
     tu.add_argument("--no-prune", action="store_true",
                     help="never abandon a trial early (default: median pruning of epoch-based models)")
@@ -93,6 +97,8 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="time box of each model's tuning (the same for all)")
     c.add_argument("--metric", type=metric_name, default=None, help="metric to tune, rank and test (default NDCG@20)")
+    c.add_argument("--wide-space", action="store_true",
+                   help="search search_space_wide for the models that declare one (default: the config's wide)")
     c.add_argument("--refit", choices=["full", "none"], default=None)
     c.add_argument("--report", metavar="DIR", help="write DIR/report.html (+ results.json, experiment.toml)")
     c.add_argument("--json", type=output_file, metavar="FILE", help="write the result as JSON")
@@ -222,8 +228,8 @@ def _report_train(args: argparse.Namespace, out: Any, model_name: str, spec: Any
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from gan4rec.experiment import load_split, protocol_record, run_on_split
-    from gan4rec.tuning import tune
+    from gan4rec.experiment import load_split
+    from gan4rec.tuning import refit_and_test, tune, tuned_config, tuned_config_toml
 
     cfg, model_name, params = load_cfg_and_model(args)
     spec, protocol = specs(args, cfg)
@@ -232,41 +238,23 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     split, data_info = load_split(spec, protocol)
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
                  fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
-                 valid_repeats=protocol.valid_repeats, prune=not args.no_prune)
-    print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f} "
-          f"after {len(tuned.trials)} trials ({tuned.seconds:.1f} s)")
+                 valid_repeats=protocol.valid_repeats, prune=not args.no_prune, wide=args.wide_space)
+    print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f}; {tuned.summary()} "
+          f"({tuned.seconds:.1f} s)")
     print(f"best params: {json.dumps(tuned.best_params, default=json_default)}")
-    runs = []
-    for seed in range(args.seeds):
-        out = run_on_split(model_name, tuned.best_params, split, data_info, protocol, seed=seed,
-                           device=args.device)
-        runs.append(out.result)
-        test = out.result["metrics"]["test"]
-        print(f"seed {seed}: test {protocol.metric} = {test.get(protocol.metric, float('nan')):.4f}")
-    import numpy as np
-
-    keys = list(runs[0]["metrics"]["test"])
-    mean = {k: float(np.mean([r["metrics"]["test"][k] for r in runs])) for k in keys}
-    std = {k: float(np.std([r["metrics"]["test"][k] for r in runs])) for k in keys}
-    print_metrics(f"test, mean over {args.seeds} seed(s)", mean)
-    result = {**runs[0], "seed": list(range(args.seeds)), "metrics": {
-        "valid": runs[0]["metrics"]["valid"], "test": mean, "test_std": std},
-        "per_seed": [{"seed": r["seed"], "metrics": r["metrics"], "fit_seconds": r["fit_seconds"]} for r in runs],
-        "best_params": tuned.best_params, "tuning": {k: v for k, v in tuned.to_json().items() if k != "trials"},
-        "trials": tuned.trials, "protocol": protocol_record(protocol)}
+    if args.timeout is not None:
+        left = max(args.timeout - tuned.seconds, 0.0)
+        print(f"time box: {left:.0f} s of {args.timeout:g} s left; the {args.seeds} seed refit(s) below run "
+              "outside it" + (" (seed 0 reuses the best trial's fit)" if tuned.best_model is not None else ""))
+    result = refit_and_test(tuned, split, data_info, protocol, seeds=args.seeds, device=args.device)
+    for run in result["per_seed"]:
+        test = run["metrics"]["test"]
+        print(f"seed {run['seed']}: test {protocol.metric} = {test.get(protocol.metric, float('nan')):.4f}")
+    print_metrics(f"test, mean over {args.seeds} seed(s)", result["metrics"]["test"])
     if args.save_config:
-        import tomli_w
-
         from gan4rec.atomic import atomic_write_text
 
-        proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
-        proto["ks"] = list(protocol.ks)
-        reps = protocol.valid_repeats
-        where = f"the mean of {reps} validation carvings" if reps > 1 else "validation only"
-        doc = {"description": f"{model_name} tuned by `gan4rec tune` ({args.trials} trials, {tuned.metric} on "
-                              f"{where}; split {split.fingerprint[:12]})",
-               "model": model_name, "params": tuned.best_params, "protocol": proto}
-        atomic_write_text(args.save_config, tomli_w.dumps(doc))
+        atomic_write_text(args.save_config, tuned_config_toml(tuned_config(tuned, split, spec, protocol)))
         print(f"wrote {args.save_config}")
     if args.json:
         write_json(args.json, result)
@@ -314,7 +302,8 @@ def _run_compare(
         protocol.metric = args.metric
     result = compare(models, spec, protocol, seeds=seeds, trials=trials, splits=splits, timeout_per_model=timeout,
                      config=exp.get("source"), device=args.device, skip_missing=skip_missing,
-                     description=description)
+                     description=description, search_spaces=exp.get("search_space"),
+                     wide=bool(getattr(args, "wide_space", False) or exp.get("wide", False)))
     print(leaderboard_text(result))
     if report:
         from gan4rec.report import write_report
@@ -327,8 +316,6 @@ def _run_compare(
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import time
-
     from gan4rec.compare import demo_experiment
     from gan4rec.models import MODELS
 
@@ -339,11 +326,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"gan4rec demo: built-in synthetic dataset, {syn['n_users']} users x {syn['n_items']} items, "
           f"{syn['n_interactions']} interactions (offline)")
     print(f"models: {', '.join(present)}" + (f" (skipped {', '.join(missing)}: not in this build)" if missing else "")
-          + f"; {exp['trials']} tuning trials each on validation ({exp['timeout_per_model']:g} s box), "
+          + f"; up to {exp['trials']} tuning trials each on validation in a small space around its defaults "
+          f"({exp['timeout_per_model']:g} s time box as a guard), "
           f"{exp['seeds']} seed(s), test read once")
-    t0 = time.perf_counter()
     code = _run_compare(args, exp, {m: dict(exp["params"].get(m, {})) for m in exp["models"]}, seeds=exp["seeds"],
                         trials=exp["trials"], splits=exp["splits"], timeout=exp["timeout_per_model"],
                         skip_missing=True, description=exp["description"], report=args.report)
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open the report in a browser")
+    print("demo finished; open the report in a browser")
     return code
