@@ -557,6 +557,17 @@ def test_web_page_is_self_contained(client: TestClient) -> None:
     assert "default-src 'self'" in r.headers["content-security-policy"]
 
 
+def test_web_page_hides_empty_tags_and_names_untitled_items_once(client: TestClient) -> None:
+    """Before the first query the strategy tag and warning lines are empty, and empty ones take no room;
+    every item list (history, recommendations, search results) names an item through one helper that
+    shows an untitled item's id once ("item 42", not "item 42 #42")."""
+    page = client.get("/").text
+    assert '<span class="method" id="strategy"></span>' in page
+    assert ".method:empty, .warnings:empty { display: none; }" in page
+    assert page.count('"#" + ') == 1, "the id tag is written in one place only (itemName)"
+    assert "entry.title ? [name, " in page and page.count("...itemName(it)") == 3
+
+
 # ---------------------------------------------------------------------------------------------- schemathesis
 def _schemathesis_run(app: Any, max_examples: int) -> list[str]:
     schemathesis = pytest.importorskip("schemathesis")
