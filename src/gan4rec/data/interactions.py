@@ -3,7 +3,17 @@
 An :class:`Interactions` is a CSR matrix (rows = users, columns = items) whose stored entries are the
 positive interactions. Entries within a row are sorted by item index. Optional per-entry arrays
 (``ratings``, ``timestamps``) are aligned with the CSR ``indices``. Side features are named arrays whose
-first axis runs over users (``user_features``) or items (``item_features``).
+first axis runs over users (``user_features``) or items (``item_features``): dense numpy arrays (genre
+flags, embeddings, titles) or scipy sparse matrices (bag of words, tags, item-to-item links), which are
+stored as canonical ``scipy.sparse.csr_matrix`` with read-only arrays. Row ``j`` of a feature belongs to
+index ``j`` of the id map, through every operation (:meth:`subset` keeps the maps and the features,
+:meth:`filter` drops the rows of the users and items it drops, the splitters keep them). A SQUARE sparse
+feature is taken to be links between the same users or items (CiteULike's ``"cites"``): :meth:`filter`
+drops its columns as well as its rows. Build model input with :func:`gan4rec.data.features.feature_matrix`.
+
+Features do not enter :meth:`Interactions.fingerprint` (the identity of the interaction data, unchanged
+by this choice for every existing dataset); :meth:`Interactions.feature_fingerprint` hashes them, and
+``fingerprint(features=True)`` covers both (the cold-start split records it).
 
 All arrays are read-only; operations return new objects. Raw ids live in the two :class:`IdMap`; everything
 inside is an index.
@@ -32,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import polars as pl
 
-__all__ = ["Duplicates", "Interactions"]
+__all__ = ["Duplicates", "Feature", "Interactions"]
 
 Duplicates = Literal["last", "first", "max", "error"]
 _DUPLICATES = ("last", "first", "max", "error")
@@ -49,14 +59,55 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+Feature = np.ndarray | sp.csr_matrix
+"""One side feature: a dense array or a CSR matrix whose first axis runs over users or items."""
+
+
+def _frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` is an array nobody can write to through another name (ours, made read-only)."""
+    return a.flags.owndata and not a.flags.writeable
+
+
+def _freeze_csr(m: Any) -> sp.csr_matrix:
+    """A canonical CSR copy of sparse ``m`` with read-only arrays (``m`` itself when it is one already)."""
+    if isinstance(m, sp.csr_matrix) and all(_frozen(a) for a in (m.data, m.indices, m.indptr)):
+        return m
+    out = sp.csr_matrix(m.tocsr(copy=True))
+    out.sum_duplicates()  # also sorts the indices of each row
+    for a in (out.data, out.indices, out.indptr):
+        a.flags.writeable = False
+    return out
+
+
+def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, Feature]:
+    out: dict[str, Feature] = {}
     for name, values in (feats or {}).items():
+        if sp.issparse(values):
+            if values.shape[0] != n:
+                raise DataError(f"{what} feature {name!r} has {values.shape[0]} rows, expected {n}")
+            out[str(name)] = _freeze_csr(values)
+            continue
         arr = np.asarray(values)
         if arr.ndim == 0 or arr.shape[0] != n:
             raise DataError(f"{what} feature {name!r} has {arr.shape[0] if arr.ndim else 0} rows, expected {n}")
-        out[str(name)] = _readonly(arr.copy())  # type: ignore[assignment]
+        out[str(name)] = arr if _frozen(arr) else _readonly(arr.copy())  # type: ignore[assignment]
     return out
+
+
+def _take_rows(value: Feature, keep: np.ndarray) -> Feature:
+    """Rows ``keep`` of a feature; a square sparse one (links between the same users or items) also columns."""
+    if sp.issparse(value) and value.shape[0] == value.shape[1]:
+        return value[keep][:, keep]
+    return value[keep]
+
+
+def _array_digest(h: Any, a: np.ndarray) -> None:
+    """Feed ``a`` (dtype, shape, values) into the hash ``h``; object arrays by their values' ``str``."""
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    if a.dtype.kind == "O":
+        h.update("\x1f".join(map(str, a.reshape(-1).tolist())).encode("utf-8", "surrogatepass"))
+    else:
+        h.update(np.ascontiguousarray(a).tobytes())
 
 
 class Interactions:
@@ -384,7 +435,8 @@ class Interactions:
     ) -> Interactions:
         """k-core filter: repeatedly drop users and items with too few interactions, then re-index.
 
-        Users and items left without interactions disappear from the maps (and their features rows too).
+        Users and items left without interactions disappear from the maps (and their features rows too;
+        a square sparse feature, links among the same items or users, loses their columns as well).
         """
         if min_user_interactions < 0 or min_item_interactions < 0:
             raise DataError("k-core thresholds must be >= 0")
@@ -415,8 +467,8 @@ class Interactions:
             IdMap(self.user_map.ids[used_u]), IdMap(self.item_map.ids[used_i]),
             ratings=None if self.ratings is None else self.ratings[keep],
             timestamps=None if self.timestamps is None else self.timestamps[keep],
-            user_features={k: v[used_u] for k, v in self.user_features.items()},
-            item_features={k: v[used_i] for k, v in self.item_features.items()},
+            user_features={k: _take_rows(v, used_u) for k, v in self.user_features.items()},
+            item_features={k: _take_rows(v, used_i) for k, v in self.item_features.items()},
         )
 
     def same_space(self, other: Interactions) -> bool:
@@ -434,8 +486,29 @@ class Interactions:
             out["timestamp"] = np.asarray(self.timestamps)
         return out
 
-    def fingerprint(self) -> str:
-        """sha256 of the entries and the id maps: equal data in the same index space, equal fingerprint."""
+    def feature_fingerprint(self) -> str:
+        """sha256 of the user and item features (names, kinds, dtypes, shapes and values)."""
+        h = hashlib.sha256()
+        for side, feats in (("user", self.user_features), ("item", self.item_features)):
+            for name in sorted(feats):
+                value = feats[name]
+                h.update(f"\x1e{side}:{name}:{'csr' if sp.issparse(value) else 'dense'}".encode())
+                if sp.issparse(value):
+                    h.update(f"{value.shape}".encode())
+                    for a in (value.indptr.astype("<i8"), value.indices.astype("<i8"), value.data):
+                        _array_digest(h, np.asarray(a))
+                else:
+                    _array_digest(h, np.asarray(value))
+        return h.hexdigest()
+
+    def fingerprint(self, *, features: bool = False) -> str:
+        """sha256 of the entries and the id maps: equal data in the same index space, equal fingerprint.
+
+        Side features are left out (so adding a feature file changes no split or result fingerprint) unless
+        ``features=True``, which also hashes :meth:`feature_fingerprint`.
+        """
+        if features:
+            return hashlib.sha256(f"{self.fingerprint()}:{self.feature_fingerprint()}".encode()).hexdigest()
         h = hashlib.sha256()
         h.update(f"{self.n_users}x{self.n_items}:{self.nnz}".encode())
         h.update(np.ascontiguousarray(self.indptr, dtype="<i8").tobytes())
