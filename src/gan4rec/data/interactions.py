@@ -419,10 +419,10 @@ class Interactions:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.nnz,):
             raise DataError(f"mask has shape {mask.shape}, expected ({self.nnz},)")
-        counts = np.add.reduceat(mask.astype(np.int64), self.indptr[:-1]) if self.nnz else np.zeros(0, np.int64)
-        counts[np.diff(self.indptr) == 0] = 0  # reduceat quirk on empty rows
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
+        # Kept entries before each row start; np.add.reduceat failed when the last rows were empty.
+        kept_before = np.zeros(self.nnz + 1, dtype=np.int64)
+        np.cumsum(mask, out=kept_before[1:])
+        indptr = kept_before[self.indptr]  # (n_users + 1,)
         return Interactions(
             indptr, self.indices[mask], self.user_map, self.item_map,
             ratings=None if self.ratings is None else self.ratings[mask],
