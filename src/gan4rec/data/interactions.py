@@ -69,13 +69,23 @@ def _frozen(a: np.ndarray) -> bool:
 
 
 def _freeze_csr(m: Any) -> sp.csr_matrix:
-    """A canonical CSR copy of sparse ``m`` with read-only arrays (``m`` itself when it is one already)."""
-    if isinstance(m, sp.csr_matrix) and all(_frozen(a) for a in (m.data, m.indices, m.indptr)):
+    """A canonical CSR copy of sparse ``m`` with read-only arrays.
+
+    A canonical ``csr_matrix`` whose three arrays are all read-only already (one made here, shared by the
+    parts of a split) is taken as it is, not copied.
+    """
+    if (
+        isinstance(m, sp.csr_matrix)
+        and not any(a.flags.writeable for a in (m.data, m.indices, m.indptr))
+        and m.has_canonical_format
+    ):
         return m
     out = sp.csr_matrix(m.tocsr(copy=True))
     out.sum_duplicates()  # also sorts the indices of each row
     for a in (out.data, out.indices, out.indptr):
-        a.flags.writeable = False
+        while isinstance(a, np.ndarray):  # views and the arrays they view
+            a.flags.writeable = False
+            a = a.base
     return out
 
 

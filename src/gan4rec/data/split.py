@@ -709,9 +709,34 @@ class ColdSplit(Split):
         object.__setattr__(self, "cold_test_items", ct)
         if self.spec.get("items") != _item_digest(cv, ct):
             raise DataError("the cold item sets do not match spec['items'] (the split was altered)")
-        if self.train.nnz and self.cold_mask()[self.train.indices].any():
-            raise DataError("train holds an interaction on a cold item; expected none")
+        for name, part, which in (("train", self.train, "all"), ("valid", self.valid, "test"),
+                                  ("test", self.test, "valid")):
+            if part is not None and part.nnz and self.cold_mask(which)[part.indices].any():  # type: ignore[arg-type]
+                kind = "cold" if which == "all" else f"cold-{which}"
+                raise DataError(f"{name} holds an interaction on a {kind} item; expected none")
         super().__post_init__()
+
+    @classmethod
+    def build(
+        cls,
+        train: Interactions,
+        valid: Interactions | None,
+        test: Interactions | None,
+        *,
+        cold_valid_items: Any,
+        cold_test_items: Any,
+        spec: dict[str, Any] | None = None,
+    ) -> ColdSplit:
+        """A ColdSplit from given parts, e.g. a published cold-start split read from files.
+
+        ``cold_valid_items`` / ``cold_test_items`` are item indices of ``train.item_map``; ``spec`` (JSON-ready)
+        describes where the parts come from, and gets ``kind="cold-items"`` and the ``items`` digest.
+        """
+        n = train.n_items
+        cv = _items_array(cold_valid_items, n, "cold_valid_items")
+        ct = _items_array(cold_test_items, n, "cold_test_items")
+        full = {"kind": "cold-items", **(spec or {}), "items": _item_digest(cv, ct)}
+        return cls(train=train, valid=valid, test=test, spec=full, cold_valid_items=cv, cold_test_items=ct)
 
     def cold_mask(self, which: Literal["all", "valid", "test"] = "all") -> np.ndarray:
         """``(n_items,)`` bool: the cold items (``"all"``), or only the cold-validation or cold-test ones."""

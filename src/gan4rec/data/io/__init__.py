@@ -50,9 +50,11 @@ from gan4rec.data.io.content import (
     read_citeulike,
     read_count_lists,
     read_feature_table,
+    read_features,
     read_relations,
     read_text_table,
     tfidf,
+    write_features,
 )
 from gan4rec.data.io.movielens import MOVIELENS_GENRES, MOVIELENS_LAYOUTS, read_movielens
 from gan4rec.data.io.readers import (
@@ -81,6 +83,7 @@ __all__ = [
     "read_citeulike",
     "read_count_lists",
     "read_feature_table",
+    "read_features",
     "read_interactions",
     "read_interactions_report",
     "read_movielens",
@@ -88,6 +91,7 @@ __all__ = [
     "read_text_table",
     "read_uir_pair",
     "tfidf",
+    "write_features",
     "write_interactions",
     "write_recommendations",
 ]

@@ -9,7 +9,9 @@ id ``j`` of the map), ready to become ``Interactions.item_features`` / ``user_fe
 * :func:`read_relations`: a ``head,relation,tail`` table (item-to-item knowledge) as one item x item link
   matrix per relation;
 * :func:`read_count_lists` and :func:`read_citeulike`: the count-prefixed line files of CiteULike
-  (``users.dat``, ``mult.dat``, ``tag-item.dat``, ``citations.dat``).
+  (``users.dat``, ``mult.dat``, ``tag-item.dat``, ``citations.dat``);
+* :func:`write_features` and :func:`read_features`: a features dict saved as one ``.npz`` with its ids,
+  without pickle (read back with ``allow_pickle=False``), e.g. beside the parts of a saved split.
 
 Bad input raises a one-line :class:`~gan4rec.errors.DataError` naming ``file:line`` (``file:row N`` for
 parquet). An id that is not in the given map is an error unless ``on_unknown="drop"``, which drops the row,
@@ -18,9 +20,11 @@ logs the count and reports it in :attr:`FeatureTable.n_dropped`.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import math
 import os
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +34,9 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gan4rec.artifacts import atomic_write_bytes
 from gan4rec.data.idmap import IdMap
-from gan4rec.data.interactions import Interactions
+from gan4rec.data.interactions import Feature, Interactions
 from gan4rec.data.io.common import Locator, check_exists, encode_ids, one_line
 from gan4rec.data.io.delimited import text_fields
 from gan4rec.errors import DataError
@@ -43,9 +48,11 @@ __all__ = [
     "read_citeulike",
     "read_count_lists",
     "read_feature_table",
+    "read_features",
     "read_relations",
     "read_text_table",
     "tfidf",
+    "write_features",
 ]
 
 logger = logging.getLogger(__name__)
@@ -328,12 +335,12 @@ def _count_line(path: Path, ln: int, line: str, pairs: bool) -> tuple[np.ndarray
     if count != len(parts) - 1:
         raise DataError(f"{path}:{ln}: the count says {count} entries, the line has {len(parts) - 1}")
     entries = parts[1:]
+    split = [e.split(":") for e in entries] if pairs else []
+    if any(len(s) != 2 for s in split):
+        bad = next(e for e, s in zip(entries, split, strict=True) if len(s) != 2)
+        raise DataError(f"{path}:{ln}: entry {bad!r} is not 'index:count'")
     try:
         if pairs:
-            split = [e.split(":") for e in entries]
-            if any(len(s) != 2 for s in split):
-                bad = next(e for e, s in zip(entries, split, strict=True) if len(s) != 2)
-                raise DataError(f"{path}:{ln}: entry {bad!r} is not 'index:count'")
             cols = np.array([s[0] for s in split], dtype=np.int64)
             vals = np.array([s[1] for s in split], dtype=np.float64)
         else:
@@ -463,3 +470,82 @@ def _vocabulary_size(root: Path) -> int | None:
     if not vocab.is_file():
         return None
     return len(vocab.read_bytes().splitlines())
+
+
+# -------------------------------------------------------------------------------- save / load
+_FORMAT = "gan4rec-features/1"
+
+
+def _plain(name: str, arr: np.ndarray) -> np.ndarray:
+    """A dense feature as an array numpy saves without pickle (object arrays of strings become ``str``)."""
+    if arr.dtype.kind != "O":
+        return arr
+    flat = arr.reshape(-1).tolist()
+    if not all(isinstance(v, str) for v in flat):
+        raise DataError(f"feature {name!r} holds Python objects that are not strings; it cannot be saved without pickle")
+    return np.asarray(flat, dtype=str).reshape(arr.shape)
+
+
+def write_features(path: str | os.PathLike[str], features: Mapping[str, Feature], idmap: IdMap) -> Path:
+    """Save a features dict (``inter.item_features``) and the ids of its rows to one ``.npz``, atomically.
+
+    Dense arrays are stored as they are (object arrays of strings as unicode), CSR matrices as their three
+    arrays and shape; a JSON manifest names them. Nothing is pickled: :func:`read_features` reads the file
+    with ``allow_pickle=False``.
+    """
+    arrays: dict[str, np.ndarray] = {"ids": _plain("ids", np.asarray(idmap.ids))}
+    manifest: dict[str, object] = {"format": _FORMAT, "id_kind": idmap.kind, "features": []}
+    for j, (name, value) in enumerate(sorted(features.items())):
+        if value.shape[0] != len(idmap):
+            raise DataError(f"feature {name!r} has {value.shape[0]} rows, expected {len(idmap)} (one per id)")
+        if sp.issparse(value):
+            m = sp.csr_matrix(value)
+            arrays.update({f"f{j}_data": m.data, f"f{j}_indices": m.indices, f"f{j}_indptr": m.indptr})
+            manifest["features"].append({"name": name, "kind": "csr", "shape": list(m.shape)})  # type: ignore[attr-defined]
+        else:
+            arrays[f"f{j}"] = _plain(name, np.asarray(value))
+            manifest["features"].append({"name": name, "kind": "dense"})  # type: ignore[attr-defined]
+    arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_features(path: str | os.PathLike[str], idmap: IdMap) -> dict[str, Feature]:
+    """Read a file of :func:`write_features`, its rows reordered to follow ``idmap``.
+
+    Every id of ``idmap`` must have a row in the file (else :class:`DataError` naming the id); rows of ids
+    that ``idmap`` lacks (e.g. dropped by a k-core filter) are left out. A square sparse feature (links
+    among the ids, like CiteULike's ``"cites"``) has its columns reordered and cut the same way.
+    """
+    p = Path(path)
+    check_exists(p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+        manifest = json.loads(bytes(files["manifest"]).decode())
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DataError(f"{p}: not a features file ({one_line(e)})") from None
+    if manifest.get("format") != _FORMAT:
+        raise DataError(f"{p}: format {manifest.get('format')!r}; expected {_FORMAT!r}")
+    stored = IdMap(files["ids"] if manifest["id_kind"] == "int" else files["ids"].astype(object))
+    rows = stored.lookup(idmap.ids)
+    if len(rows) and rows.min() < 0:
+        missing = idmap.ids[int(np.flatnonzero(rows < 0)[0])]
+        raise DataError(f"{p}: id {missing.item() if isinstance(missing, np.generic) else missing!r} "
+                        "of the map has no row in the file")
+    out: dict[str, Feature] = {}
+    try:
+        for j, entry in enumerate(manifest["features"]):
+            if entry["kind"] == "csr":
+                m = sp.csr_matrix(
+                    (files[f"f{j}_data"], files[f"f{j}_indices"], files[f"f{j}_indptr"]), shape=tuple(entry["shape"])
+                )
+                # A square matrix over the ids is links among them: reorder its columns too.
+                square = m.shape[0] == m.shape[1] == len(stored)
+                out[entry["name"]] = m[rows][:, rows] if square else m[rows]
+            else:
+                out[entry["name"]] = files[f"f{j}"][rows]
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{p}: a feature is damaged ({one_line(e)})") from None
+    return out
