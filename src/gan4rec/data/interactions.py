@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,7 +59,7 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-Feature = np.ndarray | sp.csr_matrix
+Feature: TypeAlias = "np.ndarray | sp.csr_matrix"
 """One side feature: a dense array or a CSR matrix whose first axis runs over users or items."""
 
 
@@ -503,7 +503,7 @@ class Interactions:
             for name in sorted(feats):
                 value = feats[name]
                 h.update(f"\x1e{side}:{name}:{'csr' if sp.issparse(value) else 'dense'}".encode())
-                if sp.issparse(value):
+                if isinstance(value, sp.csr_matrix):
                     h.update(f"{value.shape}".encode())
                     for a in (value.indptr.astype("<i8"), value.indices.astype("<i8"), value.data):
                         _array_digest(h, np.asarray(a))

@@ -24,8 +24,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -201,7 +200,7 @@ def read_feature_table(
 
 
 def tfidf(
-    texts: Sequence[str], *, max_features: int | None = None, min_df: int | float = 1
+    texts: Sequence[str], *, max_features: int | None = None, min_df: float = 1
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """TF-IDF of texts with scikit-learn's ``TfidfVectorizer`` (l2-normalised rows, English-agnostic).
 
@@ -240,7 +239,7 @@ def read_text_table(
     id_column: str = "item",
     text_column: str = "text",
     max_features: int | None = None,
-    min_df: int | float = 1,
+    min_df: float = 1,
     sep: str | None = None,
     on_unknown: OnUnknown = "error",
 ) -> FeatureTable:
