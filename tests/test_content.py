@@ -211,6 +211,8 @@ def test_count_lists_and_their_errors(tmp_path: Path) -> None:
     w = tmp_path / "mult.dat"
     w.write_text("2 0:3 2:1\n1 1:2\n")
     np.testing.assert_array_equal(read_count_lists(w, pairs=True).toarray(), [[3, 0, 1], [0, 2, 0]])
+    w.write_text("2 0:1.5\t2:1\r\n1 1:2\n")  # non-integer values and tabs: the line-by-line parser
+    np.testing.assert_array_equal(read_count_lists(w, pairs=True).toarray(), [[1.5, 0, 1], [0, 2, 0]])
     cases = {
         "2 0 3\n2 1\n": r"users\.dat:2: the count says 2 entries, the line has 1",
         "1 0\n\n": r"users\.dat:2: the line is empty",

@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,21 +391,62 @@ def read_count_lists(
     lines = text.splitlines()
     if n_rows is not None and len(lines) != n_rows:
         raise DataError(f"{p}: {len(lines)} lines, expected {n_rows} (one per row)")
+    parsed = _count_lists_fast(lines, pairs)
+    if parsed is None:  # something is off: the line-by-line parser finds it and names the line
+        parsed = _count_lists_slow(p, lines, pairs)
+    indptr, cols, vals = parsed
+    if n_cols is not None and len(cols) and cols.max() >= n_cols:
+        j = int(np.flatnonzero(cols >= n_cols)[0])
+        ln = int(np.searchsorted(indptr, j, side="right"))
+        raise DataError(f"{p}:{ln}: index {int(cols[j])} is out of range; expected < {n_cols}")
+    width = n_cols if n_cols is not None else (int(cols.max()) + 1 if len(cols) else 0)
+    out = sp.csr_matrix((vals.astype(np.float32), cols, indptr), shape=(len(lines), width))
+    out.sum_duplicates()
+    return out
+
+
+_LIST_LINE = re.compile(r"[ \t]*\d+(?:[ \t]+\d+)*[ \t]*")
+_PAIR_LINE = re.compile(r"[ \t]*\d+(?:[ \t]+\d+:\d+)*[ \t]*")
+_Parsed = tuple[np.ndarray, np.ndarray, np.ndarray]  # indptr (n_lines + 1,), cols (nnz,), values (nnz,)
+
+
+def _count_lists_fast(lines: list[str], pairs: bool) -> _Parsed | None:
+    """Parse well-formed lines in a few vectorised steps; ``None`` when any line is not well-formed."""
+    pattern = _PAIR_LINE if pairs else _LIST_LINE
+    if not all(pattern.fullmatch(line) for line in lines):
+        return None
+    n_entries = np.fromiter((len(line.split()) - 1 for line in lines), dtype=np.int64, count=len(lines))
+    try:
+        numbers = np.array(" ".join(lines).replace(":", " ").split(), dtype=np.int64)  # (all numbers,)
+    except OverflowError:
+        return None
+    width = 2 if pairs else 1
+    starts = np.zeros(len(lines), dtype=np.int64)  # position of each line's count in ``numbers``
+    np.cumsum(1 + width * n_entries[:-1], out=starts[1:])
+    if len(lines) and not np.array_equal(numbers[starts], n_entries):
+        return None
+    is_count = np.zeros(len(numbers), dtype=bool)
+    is_count[starts] = True
+    body = numbers[~is_count]
+    cols = body[0::2] if pairs else body
+    vals = body[1::2].astype(np.float64) if pairs else np.ones(len(body), dtype=np.float64)
+    indptr = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(n_entries, out=indptr[1:])
+    return indptr, cols, vals
+
+
+def _count_lists_slow(path: Path, lines: list[str], pairs: bool) -> _Parsed:
+    """Parse line by line, raising on the first bad line (also accepts non-integer values)."""
     indptr = np.zeros(len(lines) + 1, dtype=np.int64)
     cols_parts, val_parts = [], []
     for ln, line in enumerate(lines, start=1):
-        cols, vals = _count_line(p, ln, line, pairs)
-        if n_cols is not None and len(cols) and cols.max() >= n_cols:
-            raise DataError(f"{p}:{ln}: index {int(cols.max())} is out of range; expected < {n_cols}")
+        cols, vals = _count_line(path, ln, line, pairs)
         indptr[ln] = indptr[ln - 1] + len(cols)
         cols_parts.append(cols)
         val_parts.append(vals)
     cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, dtype=np.int64)
     vals = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=np.float64)
-    width = n_cols if n_cols is not None else (int(cols.max()) + 1 if len(cols) else 0)
-    out = sp.csr_matrix((vals.astype(np.float32), cols, indptr), shape=(len(lines), width))
-    out.sum_duplicates()
-    return out
+    return indptr, cols, vals
 
 
 def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
