@@ -14,9 +14,18 @@ validation in place of test: relevant warm-valid / cold-valid interactions, and 
 everywhere. On the test part each user's warm-validation items are also excluded from their ranking (they
 are known positives that are not test targets), as :mod:`gan4rec.experiment` does for the other splits.
 
-The model is seen only through ``score_fn(users) -> (len(users), n_items)`` scores, cold items included:
-a model that cannot score cold items (pure collaborative filtering) gives them any constant and simply
-does badly on the cold task.
+The model is seen only through ``score_fn(users) -> (len(users), n_items)`` scores, cold items included.
+A model that cannot score cold items (pure collaborative filtering) gives them a constant; the
+evaluator's tie rule then ranks them by item index, which is chance on data whose item indices carry no
+order (CiteULike-t) but not on data where they do (on the synthetic data lower indices are more popular),
+so report such models' cold task as "cannot score cold items" rather than as a result.
+
+::
+
+    split = make_split(load_dataset("citeulike-t"), "cold-items", random_state=0)
+    model.fit(split.train, split.valid)        # the features of every item are in split.train
+    res = evaluate_cold(model.score, split)    # {"warm": EvalResult, "cold": ..., "overall": ...}
+    res["cold"].metrics["Recall@20"], res["cold"].per_user["Recall@20"]
 """
 
 from __future__ import annotations
