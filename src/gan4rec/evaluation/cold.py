@@ -150,6 +150,9 @@ def evaluate_cold(
         raise DataError("train must be Interactions over the split's user and item maps")
     if fit_on.nnz and split.cold_mask()[fit_on.indices].any():
         raise DataError("train holds interactions on cold items; pass split.train or split.full_train()")
+    target = split.test if part == "test" else split.valid
+    if target is not None and fit_on.nnz and _overlap(fit_on, target):
+        raise DataError(f"train holds {part} interactions; evaluate {part} with the data the model was fitted on")
     exclude = (split.warm_valid,) if part == "test" else ()
     out: dict[str, EvalResult] = {}
     for task in tasks:
@@ -166,3 +169,9 @@ def evaluate_cold(
         logger.info("%s %s task: %d users, %s", part, task, out[task].n_users,
                     ", ".join(f"{k}={v:.4f}" for k, v in list(out[task].metrics.items())[:3]))
     return out
+
+
+def _overlap(a: Interactions, b: Interactions) -> bool:
+    """Whether two sets of interactions over one index space share a (user, item) pair."""
+    n = max(a.n_items, 1)
+    return bool(np.isin(b.user_index() * n + b.indices, a.user_index() * n + a.indices).any())
