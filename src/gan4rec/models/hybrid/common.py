@@ -44,12 +44,16 @@ from gan4rec.models.base import Recommender
 __all__ = [
     "CALIBRATION_QUANTILES",
     "CALIBRATION_SCALES",
+    "WEIGHTINGS",
     "HybridRecommender",
     "apply_cold",
     "calibrate",
+    "cf_factors",
     "csr_from_state",
     "csr_state",
+    "idf_weights",
     "item_content",
+    "weigh_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,57 @@ def item_content(train: Interactions, names: str | Sequence[str] | None) -> sp.c
         if not all(isinstance(n, str) for n in names):
             raise DataError(f"item_features={names!r}; expected a feature name, a list of names or None")
     return feature_matrix(train, "item", names)
+
+
+#: Column weightings of content (:func:`idf_weights`).
+WEIGHTINGS: tuple[str, ...] = ("tfidf", "none")
+
+
+def idf_weights(docs: sp.csr_matrix, weighting: str) -> np.ndarray:
+    """``(n_cols,)`` float32 column weights of content rows: ``log(n_rows / df)`` for ``"tfidf"``, else ones.
+
+    Items are the documents and feature columns the terms, as ItemKNN weighs users; never negative.
+    """
+    if weighting not in WEIGHTINGS:
+        raise DataError(f"weighting={weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
+    if weighting == "none":
+        return np.ones(docs.shape[1], dtype=np.float32)
+    df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.float64)  # (n_cols,)
+    return np.log(max(docs.shape[0], 1) / np.maximum(df, 1.0)).astype(np.float32)
+
+
+def weigh_rows(docs: sp.csr_matrix, idf: np.ndarray, weighting: str) -> sp.csr_matrix:
+    """Content rows weighted (``sqrt(tf) * idf`` for ``"tfidf"``, as they are for ``"none"``), unit length.
+
+    Rows of zeros stay zero. Returns a new float32 CSR matrix.
+    """
+    out = sp.csr_matrix(docs, dtype=np.float32, copy=True)
+    if weighting == "tfidf":
+        out.data = np.sqrt(np.abs(out.data)) * np.sign(out.data) * idf[out.indices]
+    norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1), dtype=np.float64).ravel())  # (n,)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    return sp.csr_matrix(sp.diags(scale) @ out)
+
+
+def cf_factors(model: Recommender) -> tuple[np.ndarray, np.ndarray]:
+    """User and item factors of a fitted factor model whose scores are ``U @ V.T``: ``(n_users, f)``, ``(n_items, f)``.
+
+    iALS: its factors. BPR: its embeddings with the item bias folded in as one more column (users get a
+    column of ones). Both float32 numpy, on the CPU.
+    """
+    model._check_fitted()
+    modules = getattr(model, "modules_", {})
+    if model.name == "ials":
+        fac = modules["factors"]
+        return (fac.user.detach().cpu().numpy().astype(np.float32),
+                fac.item.detach().cpu().numpy().astype(np.float32))
+    if model.name == "bpr":
+        mf = modules["mf"]
+        u = mf.user.weight.detach().cpu().numpy().astype(np.float32)
+        v = mf.item.weight.detach().cpu().numpy().astype(np.float32)
+        b = mf.item_bias.weight.detach().cpu().numpy().astype(np.float32)  # (n_items, 1)
+        return np.hstack([u, np.ones((len(u), 1), np.float32)]), np.hstack([v, b])
+    raise DataError(f"backbone {model.name!r} has no factors to read; expected 'ials' or 'bpr'")
 
 
 def apply_cold(scores: np.ndarray, warm: np.ndarray, scale: float, offset: float) -> np.ndarray:

@@ -12,13 +12,19 @@ import scipy.sparse as sp
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.hybrid.common import HybridRecommender, csr_from_state, csr_state
+from gan4rec.models.hybrid.common import (
+    WEIGHTINGS,
+    HybridRecommender,
+    csr_from_state,
+    csr_state,
+    idf_weights,
+    weigh_rows,
+)
 
 __all__ = ["ContentKNN"]
 
 log = logging.getLogger(__name__)
 
-_WEIGHTINGS = ("tfidf", "none")
 _BLOCK_FLOATS = 1 << 24  # dense similarity entries per block (64 MB of float32)
 
 
@@ -52,7 +58,7 @@ class ContentKNN(HybridRecommender):
     name = "content-knn"
     search_space: ClassVar[SearchSpace] = {
         "k": {"type": "int", "low": 10, "high": 1000, "log": True},
-        "weighting": {"type": "categorical", "choices": list(_WEIGHTINGS)},
+        "weighting": {"type": "categorical", "choices": list(WEIGHTINGS)},
     }
 
     weights_: sp.csr_matrix  # (n_items, n_items): weights_[j, i] = cos(f_i, f_j) for j among i's neighbours
@@ -85,25 +91,13 @@ class ContentKNN(HybridRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise DataError(f"k={self.k!r}; expected an int >= 1")
-        if self.weighting not in _WEIGHTINGS:
-            raise DataError(f"weighting={self.weighting!r}; expected one of {', '.join(_WEIGHTINGS)}")
         docs = self._docs(train)
-        if self.weighting == "tfidf":
-            df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.float64)  # (n_cols,)
-            self.idf_ = np.log(docs.shape[0] / np.maximum(df, 1.0)).astype(np.float32)
-        else:
-            self.idf_ = np.ones(docs.shape[1], dtype=np.float32)
+        self.idf_ = idf_weights(docs, self.weighting)
         normed = self._normalise(docs)  # (n_items, n_cols)
         self.weights_ = self._neighbours(normed, exclude_self=True).T.tocsr()  # (sources j, targets i)
 
     def _normalise(self, docs: sp.csr_matrix) -> sp.csr_matrix:
-        """TF-IDF weighting (``sqrt(tf) * idf``) and unit-length rows."""
-        out = sp.csr_matrix(docs, dtype=np.float32, copy=True)
-        if self.weighting == "tfidf":
-            out.data = np.sqrt(np.abs(out.data)) * np.sign(out.data) * self.idf_[out.indices]
-        norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1), dtype=np.float64).ravel())  # (n,)
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        return sp.csr_matrix(sp.diags(scale) @ out)
+        return weigh_rows(docs, self.idf_, self.weighting)
 
     def _neighbours(self, targets: sp.csr_matrix, *, exclude_self: bool) -> sp.csr_matrix:
         """``(n_targets, n_items)`` CSR: row ``t`` holds the cosines of ``t``'s top ``k`` warm neighbours.
