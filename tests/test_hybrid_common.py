@@ -1,7 +1,7 @@
 """The shared hybrid pieces: content, calibration, new items; and content-knn on a synthetic cold-start case.
 
 The synthetic case (``cold_case``): 3 taste groups of 20 users; 60 items, 20 per group, each item's
-content is its group's word (one-hot column) plus noise words. A user interacts with most items of their
+content is its group's word (counted 9 times) plus one noise word. A user interacts with most items of their
 group. Expected answer: a content model ranks a cold item of a user's group above cold items of other
 groups, so its cold-task NDCG is far above chance; a pure CF model cannot (cold items tie).
 """
@@ -37,8 +37,8 @@ def make_cold_case(seed: int = 0) -> Interactions:
                 items.append(i)
     group = np.arange(n_items) // ITEMS_PER
     words = np.zeros((n_items, N_GROUPS + NOISE), dtype=np.float32)
-    words[np.arange(n_items), group] = 2.0
-    noise = rng.integers(0, NOISE, size=(n_items, 2)) + N_GROUPS
+    words[np.arange(n_items), group] = 9.0
+    noise = rng.integers(0, NOISE, size=(n_items, 1)) + N_GROUPS
     words[np.arange(n_items)[:, None], noise] = 1.0
     return Interactions.from_indices(
         np.array(users), np.array(items), IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),

@@ -23,6 +23,8 @@ from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
+from gan4rec.models.hybrid.ease_side import EASESide
+from gan4rec.models.hybrid.ridge_map import RidgeMap
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
@@ -41,6 +43,8 @@ MODELS: dict[str, type[Recommender]] = {
     "irgan": IRGAN,
     "easegan": EASEGAN,
     "content-knn": ContentKNN,
+    "ridge-map": RidgeMap,
+    "ease-side": EASESide,
 }
 
 
