@@ -22,6 +22,9 @@ FAST: dict[str, dict] = {
     "ridge-map": {"backbone": "ials", "l2": 0.1,
                   "backbone_params": {"n_factors": 8, "reg": 1.0, "iterations": 8, "device": "cpu"}},
     "ease-side": {"l2": 100.0, "beta": 3.0},
+    "dropoutnet": {"backbone": "ials", "backbone_params": {"n_factors": 8, "reg": 1.0, "iterations": 8,
+                                                           "device": "cpu"},
+                   "hidden": 32, "out": 16, "lr": 1e-2, "epochs": 60, "batch_size": 64, "device": "cpu"},
 }
 HYBRIDS = [name for name, cls in MODELS.items() if cls.cold_start]
 
@@ -37,7 +40,7 @@ def fitted(cold_split) -> dict[str, Recommender]:
 
 
 def test_every_hybrid_is_registered_and_tested() -> None:
-    assert set(HYBRIDS) >= {"content-knn", "ridge-map", "ease-side"}
+    assert set(HYBRIDS) >= {"content-knn", "ridge-map", "ease-side", "dropoutnet"}
     for name in HYBRIDS:
         assert not MODELS[name].adversarial and MODELS[name].search_space
 

@@ -23,6 +23,7 @@ from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
+from gan4rec.models.hybrid.dropoutnet import DropoutNet
 from gan4rec.models.hybrid.ease_side import EASESide
 from gan4rec.models.hybrid.ridge_map import RidgeMap
 
@@ -45,6 +46,7 @@ MODELS: dict[str, type[Recommender]] = {
     "content-knn": ContentKNN,
     "ridge-map": RidgeMap,
     "ease-side": EASESide,
+    "dropoutnet": DropoutNet,
 }
 
 
