@@ -16,7 +16,8 @@ A subclass implements:
 - optionally ``refit_params()``: params that pin what validation chose (e.g. the best epoch count), used
   when refitting on the full training data.
 
-Class attributes declare the registry entry: ``name``, ``adversarial`` (a GAN), ``search_space``
+Class attributes declare the registry entry: ``name``, ``adversarial`` (a GAN), ``cold_start`` (it can
+score items without training interactions from their content), ``search_space``
 (Optuna-ready ranges as plain data: ``{"param": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}``)
 and ``published_configs`` (the settings a model's paper or its authors' code published, as params over
 the defaults; tuning runs them as its first trials, so a search never misses the published region).
@@ -73,6 +74,8 @@ class Recommender:
 
     name: ClassVar[str] = ""
     adversarial: ClassVar[bool] = False
+    #: Whether it can score items it never saw in training (cold items), from their content.
+    cold_start: ClassVar[bool] = False
     search_space: ClassVar[SearchSpace] = {}
     published_configs: ClassVar[tuple[dict[str, Any], ...]] = ()
 
