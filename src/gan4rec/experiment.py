@@ -29,19 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from gan4rec.data.interactions import Interactions
-from gan4rec.data.split import Split
+from gan4rec.data.split import ColdSplit, Split
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.models import create
 from gan4rec.models.base import Recommender, versions
 
 __all__ = [
-    "EXPERIMENT_KEYS", "DataSpec", "Protocol", "RunResult", "config_protocol", "data_record", "evaluate_model",
-    "load_config", "load_experiment", "load_split", "protocol_record", "run", "run_on_split",
+    "COLD_ITEMS_FRAC", "EXPERIMENT_KEYS", "DataSpec", "Protocol", "RunResult", "config_protocol", "data_record", "evaluate_model",
+    "load_config", "load_experiment", "load_split", "protocol_record", "run", "run_cold", "run_on_split",
 ]
 
 log = logging.getLogger(__name__)
 
-SPLIT_KINDS = ("random", "leave-k-out", "temporal")
+SPLIT_KINDS = ("random", "leave-k-out", "temporal", "cold-items")
+#: The cold-items split's default test and validation fractions (shares of the warm interactions), GAR's.
+COLD_ITEMS_FRAC = 0.1
 
 #: Top-level keys an experiment config may hold.
 EXPERIMENT_KEYS: tuple[str, ...] = (
@@ -358,7 +360,10 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
             if spec.min_user_interactions or spec.min_item_interactions:
                 data = data.filter(**kcore)
         split_kw: dict[str, Any] = {"valid_frac": protocol.valid_frac, "random_state": protocol.split_seed}
-        if protocol.split == "leave-k-out":
+        if protocol.split == "cold-items":
+            # GAR/ALDI's protocol: test_frac and valid_frac are shares of the WARM interactions.
+            split_kw["test_frac"] = protocol.test_frac
+        elif protocol.split == "leave-k-out":
             split_kw = {"k": protocol.k, "valid_k": protocol.k if protocol.valid_frac > 0 else 0,
                         "random_state": protocol.split_seed}
         else:
@@ -466,6 +471,9 @@ def run_on_split(
     params = dict(params or {})
     if split.test is None:
         raise DataError("the split has no test part to evaluate")
+    if isinstance(split, ColdSplit):
+        return run_cold(model_name, params, split, data_info, protocol, seed=seed, device=device, fitted=fitted,
+                        fitted_seconds=fitted_seconds)
     if fitted is not None:
         model, fit_seconds = fitted, fitted_seconds
     else:
@@ -501,6 +509,100 @@ def run_on_split(
         "seed": seed,
         "params": model.get_params(),
         "refit_params": refit_params,
+        "fit_seconds": round(fit_seconds, 4),
+        "eval_seconds": round(eval_seconds, 4),
+        "metrics": {"valid": valid_metrics, "test": test_metrics},
+        "versions": versions(),
+    }
+    return RunResult(model=model, split=split, result=result, test_eval=test_eval)
+
+
+def _cold_score_fn(model: Recommender, train: Interactions) -> Any:
+    """``model.score``; for a model that cannot score cold items, those items (no training interaction) are
+    scored ``-inf``, so they rank last in every task instead of at whatever constant the model gives them."""
+    if model.cold_start:
+        return model.score
+    from gan4rec.evaluation.cold import masked_scores
+
+    return masked_scores(model.score, train.item_counts() == 0)
+
+
+def _cold_metrics(
+    model: Recommender, split: ColdSplit, part: str, train: Interactions, protocol: Protocol, device: str | None,
+) -> tuple[dict[str, dict[str, float] | None], Any]:
+    """The warm, cold and overall metrics of ``model`` on ``part``; the cold task is ``None`` for a model
+    that cannot score cold items. Also returns the overall task's EvalResult (per-user values)."""
+    from gan4rec.evaluation.cold import COLD_TASKS, evaluate_cold
+
+    tasks = COLD_TASKS if model.cold_start else tuple(t for t in COLD_TASKS if t != "cold")
+    res = evaluate_cold(_cold_score_fn(model, train), split, part=part, train=train,  # type: ignore[arg-type]
+                        ks=protocol.ks, tasks=tasks, device=device)
+    return {t: (res[t].metrics if t in res else None) for t in COLD_TASKS}, res["overall"]
+
+
+def run_cold(
+    model_name: str,
+    params: dict[str, Any],
+    split: ColdSplit,
+    data_info: dict[str, Any],
+    protocol: Protocol,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    fitted: Recommender | None = None,
+    fitted_seconds: float = 0.0,
+) -> RunResult:
+    """:func:`run_on_split` on a cold-start split: metrics for the warm, cold and overall tasks.
+
+    The model is fitted on ``split.train`` with ``split.valid`` (warm validation plus the cold-validation
+    items' interactions). A hybrid (``cold_start``) is then calibrated on the VALIDATION overall task
+    (:func:`gan4rec.models.hybrid.common.calibrate`: a scale and offset of cold-item scores), and the chosen
+    values are reused at the refit on ``split.full_train()`` (train plus warm validation), like the epoch
+    count. Test is read once, for the three tasks (:mod:`gan4rec.evaluation.cold`). A model that cannot
+    score cold items ranks them last and gets no cold-task metrics (``None``). ``result["metrics"]`` is
+    ``{"valid": {task: metrics}, "test": {task: metrics}}``; ``test_eval`` is the overall task's.
+    """
+    from gan4rec.models.hybrid.common import HybridRecommender, calibrate
+
+    if fitted is not None:
+        model, fit_seconds = fitted, fitted_seconds
+    else:
+        model = create(model_name, params, random_state=seed, device=device)
+        t0 = time.perf_counter()
+        model.fit(split.train, split.valid, metric=protocol.metric)
+        fit_seconds = time.perf_counter() - t0
+    calibration = None
+    if isinstance(model, HybridRecommender):
+        calibration = calibrate(model, split, protocol.metric)
+        log.info("calibrated cold-item scores on validation: scale %g, offset %g (%s %.4f -> %.4f)",
+                 calibration["cold_scale"], calibration["cold_offset"], protocol.metric,
+                 calibration["uncalibrated"], calibration["value"])
+    valid_metrics, _ = _cold_metrics(model, split, "valid", split.train, protocol, device)
+    test_train = split.train
+    refit_params: dict[str, Any] = {}
+    if protocol.refit == "full":
+        refit_params = model.refit_params()
+        if calibration is not None:
+            refit_params.update(cold_scale=calibration["cold_scale"], cold_offset=calibration["cold_offset"])
+        history = model.history_
+        model = create(model_name, {**params, **refit_params}, random_state=seed, device=device)
+        test_train = split.full_train()
+        t0 = time.perf_counter()
+        model.fit(test_train, None)
+        fit_seconds = time.perf_counter() - t0
+        model.history_ = history + model.history_ if history else model.history_
+    t0 = time.perf_counter()
+    test_metrics, test_eval = _cold_metrics(model, split, "test", test_train, protocol, device)
+    eval_seconds = time.perf_counter() - t0
+    result = {
+        "model": model_name,
+        "dataset": data_info,
+        "protocol": protocol_record(protocol),
+        "seed": seed,
+        "params": model.get_params(),
+        "refit_params": refit_params,
+        "cold_start": model.cold_start,
+        "calibration": calibration,
         "fit_seconds": round(fit_seconds, 4),
         "eval_seconds": round(eval_seconds, 4),
         "metrics": {"valid": valid_metrics, "test": test_metrics},

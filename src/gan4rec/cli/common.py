@@ -186,7 +186,9 @@ def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True
     r.add_argument("--synthetic-size", choices=["ml-100k", "ml-1m", "ml-20m"], default=None,
                    help="size preset of the synthetic dataset")
     s = p.add_argument_group("protocol")
-    s.add_argument("--split", choices=["random", "leave-k-out", "temporal"], default=None)
+    s.add_argument("--split", choices=["random", "leave-k-out", "temporal", "cold-items"], default=None,
+                   help="cold-items: 20%% of the items held out with all their interactions (cold start; "
+                        "warm, cold and overall tasks), test/valid fractions of warm interactions 0.1 each")
     s.add_argument("--test-frac", type=unit_fraction, default=None, help="test share of each user (default 0.2)")
     s.add_argument("--valid-frac", type=fraction, default=None,
                    help="validation carved from train (default 0.2; 0 = fit on the whole train)")
@@ -212,7 +214,7 @@ def parse_columns(text: str | None) -> dict[str, str] | None:
 
 def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """DataSpec and Protocol from the config file (if any), overridden by flags."""
-    from gan4rec.experiment import DataSpec, Protocol
+    from gan4rec.experiment import COLD_ITEMS_FRAC, DataSpec, Protocol
 
     cfg = cfg or {}
     data_kw: dict[str, Any] = dict(cfg.get("data", {}))
@@ -248,6 +250,10 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
             proto_kw[key] = value
     if getattr(args, "ks", None):
         proto_kw["ks"] = tuple(args.ks)
+    if proto_kw.get("split") == "cold-items":
+        # GAR/ALDI's protocol (80/10/10 of the warm interactions) unless the flags or the config say otherwise.
+        proto_kw.setdefault("test_frac", COLD_ITEMS_FRAC)
+        proto_kw.setdefault("valid_frac", COLD_ITEMS_FRAC)
     return DataSpec(**data_kw), Protocol(**proto_kw)
 
 
@@ -354,10 +360,17 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def print_metrics(title: str, metrics: dict[str, float] | None) -> None:
-    """A metric x cut-off table, e.g. ``NDCG  @5 @10 @20``."""
+def print_metrics(title: str, metrics: dict[str, Any] | None) -> None:
+    """A metric x cut-off table, e.g. ``NDCG  @5 @10 @20``; one table per task for cold-start results."""
     if metrics is None:
         print(f"{title}: (none)")
+        return
+    if metrics and all(isinstance(v, dict) or v is None for v in metrics.values()):
+        for task, task_metrics in metrics.items():
+            if task_metrics is None:
+                print(f"{title}, {task}: (the model cannot score cold items)")
+            else:
+                print_metrics(f"{title}, {task}", task_metrics)
         return
     keys = [k for k in metrics if "@" in k]
     ks = sorted({int(k.split("@")[1]) for k in keys})

@@ -1,0 +1,33 @@
+"""The cold-items split through the whole protocol: `gan4rec train --split cold-items` reports each task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gan4rec.cli import main
+
+
+
+@pytest.mark.parametrize("model", ["content-knn", "ials"])
+def test_train_on_cold_items_reports_warm_cold_and_overall(model: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    params = json.dumps({"n_factors": 8, "iterations": 3}) if model == "ials" else "{}"
+    assert main(["-q", "train", "--model", model, "--params", params, "--split", "cold-items", "--seed", "0",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["protocol"]["split"] == "cold-items"
+    assert res["protocol"]["test_frac"] == res["protocol"]["valid_frac"] == 0.1  # GAR's 80/10/10 by default
+    for part in ("valid", "test"):
+        assert set(res["metrics"][part]) == {"warm", "cold", "overall"}
+        assert 0 < res["metrics"][part]["warm"]["NDCG@20"] <= 1
+        assert 0 < res["metrics"][part]["overall"]["NDCG@20"] <= 1
+    if model == "ials":  # pure CF cannot rank cold items: no cold task, and they rank last overall
+        assert res["cold_start"] is False and res["metrics"]["test"]["cold"] is None
+        assert res["calibration"] is None
+    else:
+        assert res["cold_start"] is True and 0 < res["metrics"]["test"]["cold"]["NDCG@20"] <= 1
+        assert {"cold_scale", "cold_offset"} <= set(res["calibration"])
+        assert res["refit_params"]["cold_scale"] == res["calibration"]["cold_scale"]
