@@ -198,6 +198,23 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
 
     See the module docstring for the losses, the epoch definition and the implementation.
 
+    Defaults. The defaults are the user-based ZP setting that ``gan4rec tune`` chose on ML-100K's
+    validation data (``configs/cfgan-ml100k.toml``, 25 trials; BENCHMARKS.md: test NDCG@20 0.4125 +-
+    0.0021), rounded to three digits, with early stopping (validation every 5 epochs, patience 4). The
+    paper's item-based setting is :attr:`published_configs`; tuning runs it first.
+
+    Epoch cap. ``epochs=None`` (the default) derives the cap from the data: one epoch costs about the
+    same per ``R x C`` cell in both modes (``n_users * n_items``), so the cap is
+    ``clip(round(2e8 / (n_users * n_items)), 1, 200)`` (:meth:`default_epochs`): 126 epochs on ML-100K
+    (the cap of the search that chose the defaults was 120), 33 on ml-latest-small (671 x 9066; about 3 s
+    per epoch on one thread at the default widths, so under 2 minutes, and as much again for the refit
+    on the whole train), 9 on ML-1M and 1 at ML-20M size. Early stopping may end a fit before the cap.
+
+    Search space. :attr:`search_space` is narrowed around the two settings that work on ML-100K (the
+    tuned user-based ZP and the paper's item-based ZP): schemes ZP and ZR only, ratios, ``alpha``,
+    widths, learning rates and L2 within a few times of those two. The wide space the first search used
+    (it tried 3 item-based trials of 25 and none near the paper's setting) is :attr:`search_space_wide`.
+
     Parameters
     ----------
     mode
@@ -233,7 +250,8 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
         afresh for every mini-batch, each unobserved entry with probability ``ratio`` (on the CPU rounded
         to a multiple of ``2^-16``; for data where those masks do not fit in :attr:`dense_limit_bytes`).
     epochs
-        Maximum number of epochs (outer iterations; the original's ``epochs / step_G``).
+        Maximum number of epochs (outer iterations; the original's ``epochs / step_G``); ``None``: derived
+        from the data (see "Epoch cap" above).
     eval_every, patience
         Validate every ``eval_every`` epochs; stop after ``patience`` validations without improvement
         (``None``: run all epochs). The best validated epoch's weights are kept.
@@ -265,7 +283,25 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
     _pool: ThreadPoolExecutor | None = None
     #: Whether the running fit averages its gradients over ranks (a process group of 2+ ranks).
     _sync: bool = False
+    derives_epochs = True
+    #: ``R x C`` cells of training one fit with ``epochs=None`` may spend (see :meth:`default_epochs`).
+    epoch_budget_cells: ClassVar[float] = 2e8
+    #: Largest derived epoch cap.
+    max_default_epochs: ClassVar[int] = 200
     search_space: ClassVar[SearchSpace] = {
+        "mode": {"type": "categorical", "choices": ["user", "item"]},
+        "scheme": {"type": "categorical", "choices": ["zp", "zr"]},
+        "zr_ratio": {"type": "float", "low": 0.5, "high": 0.95},
+        "pm_ratio": {"type": "float", "low": 0.1, "high": 0.9},
+        "alpha": {"type": "float", "low": 3e-3, "high": 0.1, "log": True},
+        "g_hidden": {"type": "int", "low": 100, "high": 500, "log": True},
+        "d_hidden": {"type": "int", "low": 100, "high": 500, "log": True},
+        "g_lr": {"type": "float", "low": 5e-5, "high": 5e-4, "log": True},
+        "d_lr": {"type": "float", "low": 5e-5, "high": 3e-4, "log": True},
+        "g_l2": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "d_l2": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+    }
+    search_space_wide: ClassVar[SearchSpace] = {
         "mode": {"type": "categorical", "choices": ["user", "item"]},
         "scheme": {"type": "categorical", "choices": ["zr", "pm", "zp"]},
         "zr_ratio": {"type": "float", "low": 0.05, "high": 0.95},
@@ -278,23 +314,34 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
         "g_l2": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
         "d_l2": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
     }
+    published_configs: ClassVar[tuple[dict[str, Any], ...]] = (
+        # The paper's ML-100K run as the authors' TensorFlow code sets it (Chae et al., CIKM 2018;
+        # ../shared/ANCHORS.md "CFGAN original settings for ML-100K"; configs/cfgan-ml100k-paper.toml):
+        # item-based ZP, 1000 G-epochs = 250 outer iterations, no early stopping (validation still keeps
+        # the best epoch). The paper's other datasets' settings are not in the authors' code.
+        {"mode": "item", "scheme": "zp", "zr_ratio": 0.7, "pm_ratio": 0.7, "alpha": 0.03,
+         "g_hidden": 400, "d_hidden": 125, "g_activation": "sigmoid", "d_activation": "sigmoid",
+         "g_lr": 1e-4, "d_lr": 1e-4, "g_l2": 1e-3, "d_l2": 0.0, "g_batch_size": 32, "d_batch_size": 64,
+         "g_steps": 4, "d_steps": 2, "g_loss": "nonsaturating", "noise_dim": 0, "class_condition": False,
+         "resample": "epoch", "epochs": 250, "patience": None},
+    )
 
     def __init__(
         self,
         *,
-        mode: str = "item",
+        mode: str = "user",
         scheme: str = "zp",
-        zr_ratio: float = 0.7,
-        pm_ratio: float = 0.7,
-        alpha: float = 0.03,
-        g_hidden: int | Sequence[int] = 400,
-        d_hidden: int | Sequence[int] = 125,
+        zr_ratio: float = 0.906,
+        pm_ratio: float = 0.147,
+        alpha: float = 0.00667,
+        g_hidden: int | Sequence[int] = 109,
+        d_hidden: int | Sequence[int] = 408,
         g_activation: str = "sigmoid",
         d_activation: str = "sigmoid",
-        g_lr: float = 1e-4,
-        d_lr: float = 1e-4,
-        g_l2: float = 1e-3,
-        d_l2: float = 0.0,
+        g_lr: float = 1.67e-4,
+        d_lr: float = 5.69e-5,
+        g_l2: float = 2.28e-4,
+        d_l2: float = 8.71e-5,
         g_batch_size: int = 32,
         d_batch_size: int = 64,
         g_steps: int = 4,
@@ -304,9 +351,9 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
         noise: str = "normal",
         class_condition: bool = False,
         resample: str = "epoch",
-        epochs: int = 250,
+        epochs: int | None = None,
         eval_every: int = 5,
-        patience: int | None = 10,
+        patience: int | None = 4,
         device: str | None = None,
         random_state: int | np.random.Generator | None = None,
         n_threads: int | None = 1,
@@ -396,6 +443,25 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
             raise DataError("g_steps=0 and d_steps=0; expected at least one pass per epoch")
 
 
+    # ------------------------------------------------------------------ epochs
+    @classmethod
+    def default_epochs(cls, n_users: int, n_items: int) -> int:
+        """The epoch cap that ``epochs=None`` gives on data of this size (see "Epoch cap" above)."""
+        cells = max(1, int(n_users) * int(n_items))
+        return int(min(cls.max_default_epochs, max(1, round(cls.epoch_budget_cells / cells))))
+
+    def _max_epochs(self, train: Interactions) -> int:
+        if self.epochs is not None:
+            return int(self.epochs)
+        cap = self.default_epochs(train.n_users, train.n_items)
+        logger.info(
+            "cfgan: epochs=None gives at most %d epochs on %d users x %d items (pass epochs= to change it)",
+            cap,
+            train.n_users,
+            train.n_items,
+        )
+        return cap
+
     # ------------------------------------------------------------------ shapes
     def _dims(self, n_users: int, n_items: int) -> tuple[int, int]:
         """``(R, C)``: rows (conditions) and columns (generated entries) in this mode."""
@@ -432,23 +498,6 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
             "generator": FusedAdam(g, lr=float(self.g_lr), weight_decay=float(self.g_l2)),
             "discriminator": FusedAdam(d, lr=float(self.d_lr), weight_decay=float(self.d_l2)),
         }
-
-    def _bind(self) -> None:
-        """Detached handles on the weights for the hand-written passes (in-place weight loads keep them)."""
-        gen: MLP = self.modules_["generator"]  # type: ignore[assignment]
-        dis: MLP = self.modules_["discriminator"]  # type: ignore[assignment]
-        g_in = [w.detach() for w in gen.inputs]
-        d_in = [w.detach() for w in dis.inputs]
-        self._g_c = g_in[0]  # (C, H1)
-        self._g_cls = g_in[1] if self.class_condition else None  # (R, H1)
-        self._g_z = g_in[-1] if self.noise_dim else None  # (noise_dim, H1)
-        self._gw = [w.detach() for w in gen.weights]  # layers above the first
-        self._gb = [b.detach() for b in gen.biases]
-        self._d_c, self._d_x = d_in[0], d_in[1]  # (C, Hd1) each
-        self._d_cls = d_in[2] if self.class_condition else None
-        self._dw = [w.detach() for w in dis.weights]
-        self._db = [b.detach() for b in dis.biases]
-        self._version = getattr(self, "_version", 0) + 1
 
     # ------------------------------------------------------------------ data
     def _row_csr(self, inter: Interactions) -> tuple[np.ndarray, np.ndarray]:
@@ -499,21 +548,8 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
 
     def _release(self) -> None:
         super()._release()
-        for attr in (
-            "_g_gw",
-            "_g_gb",
-            "_d_gw",
-            "_d_gb",
-            "_observed",
-            "_observed_f",
-            "_all_pass",
-            "_indptr",
-            "_indices",
-            "_train_rows",
-            "_csc_cols",
-            "_csc_rows",
-            "_scratch_bufs",
-        ):
+        for attr in ("_g_gw", "_g_gb", "_d_gw", "_d_gb", "_observed", "_observed_f", "_all_pass", "_indptr",
+                     "_indices", "_train_rows", "_csc_cols", "_csc_rows", "_scratch_bufs"):
             self.__dict__.pop(attr, None)
 
     # ------------------------------------------------------------------ forward passes
@@ -634,28 +670,6 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
         super()._fit(train, valid)
         # The loop may have put back the best epoch's weights after the last validation.
         self._version = getattr(self, "_version", 0) + 1
-
-    def _score_pass(self) -> Pass:
-        if getattr(self, "_score_rows", None) is None:
-            indptr, indices = self._row_csr(self.seen_)
-            order = np.arange(len(indptr) - 1, dtype=np.int64)
-            self._score_rows = self._make_pass(order, indptr, indices, self.chunk_rows, grads=False)
-        assert self._score_rows is not None
-        return self._score_rows
-
-    def _item_hidden(self) -> torch.Tensor:
-        """Last hidden layer of G for every item row, ``(n_items, H_L)``, cached per weight version."""
-        cached = getattr(self, "_hidden_cache", None)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
-        p = self._score_pass()
-        parts = [
-            self._g_forward(p.batch(s, e), self._mean_noise(e - s), hidden_only=True)[-1]
-            for s, e in self._spans(self._n_rows, self.chunk_rows)
-        ]
-        hidden = torch.cat(parts) if len(parts) > 1 else parts[0]
-        self._hidden_cache = (self._version, hidden)
-        return hidden
 
     def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
         if self.mode == "item":

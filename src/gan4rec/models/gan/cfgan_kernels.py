@@ -55,17 +55,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from gan4rec.data.interactions import Interactions
 
 __all__ = [
-    "Batch",
-    "FusedAdam",
-    "HandWrittenSteps",
-    "Pass",
-    "activate_",
-    "activate_backward",
-    "addmm",
-    "addmm_",
-    "mm",
+    "Batch", "FusedAdam", "HandWrittenSteps", "Pass", "activate_", "activate_backward", "addmm", "addmm_", "mm",
 ]
 
 
@@ -308,6 +303,14 @@ class HandWrittenSteps:
     _all_pass: Pass
     _d_x_t: torch.Tensor | None
     _mean_noise: Callable[[int], torch.Tensor | None]
+    _version: int
+    _score_rows: Pass | None
+    _hidden_cache: tuple[int, torch.Tensor] | None
+    class_condition: bool
+    noise_dim: int
+    seen_: Interactions
+    modules_: dict[str, nn.Module]
+    _row_csr: Callable[[Interactions], tuple[np.ndarray, np.ndarray]]
     # Detached weight handles (set by ``_bind``) and the dense gradients' buffers (set by ``_prepare``).
     _g_c: torch.Tensor
     _g_cls: torch.Tensor | None
@@ -323,6 +326,23 @@ class HandWrittenSteps:
     _g_gb: list[torch.Tensor]
     _d_gw: list[torch.Tensor]
     _d_gb: list[torch.Tensor]
+
+    def _bind(self) -> None:
+        """Detached handles on the weights for the hand-written passes (in-place weight loads keep them)."""
+        gen: Any = self.modules_["generator"]  # an MLP (cfgan.MLP)
+        dis: Any = self.modules_["discriminator"]
+        g_in = [w.detach() for w in gen.inputs]
+        d_in = [w.detach() for w in dis.inputs]
+        self._g_c = g_in[0]  # (C, H1)
+        self._g_cls = g_in[1] if self.class_condition else None  # (R, H1)
+        self._g_z = g_in[-1] if self.noise_dim else None  # (noise_dim, H1)
+        self._gw = [w.detach() for w in gen.weights]  # layers above the first
+        self._gb = [b.detach() for b in gen.biases]
+        self._d_c, self._d_x = d_in[0], d_in[1]  # (C, Hd1) each
+        self._d_cls = d_in[2] if self.class_condition else None
+        self._dw = [w.detach() for w in dis.weights]
+        self._db = [b.detach() for b in dis.biases]
+        self._version = getattr(self, "_version", 0) + 1
 
     def _make_pass(
         self, order: np.ndarray, indptr: np.ndarray, indices: np.ndarray, batch_size: int, *, grads: bool
@@ -652,3 +672,24 @@ class HandWrittenSteps:
             torch.from_numpy(offsets).to(dev),
         )
 
+    def _score_pass(self) -> Pass:
+        if getattr(self, "_score_rows", None) is None:
+            indptr, indices = self._row_csr(self.seen_)
+            order = np.arange(len(indptr) - 1, dtype=np.int64)
+            self._score_rows = self._make_pass(order, indptr, indices, self.chunk_rows, grads=False)
+        assert self._score_rows is not None
+        return self._score_rows
+
+    def _item_hidden(self) -> torch.Tensor:
+        """Last hidden layer of G for every item row, ``(n_items, H_L)``, cached per weight version."""
+        cached = getattr(self, "_hidden_cache", None)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        p = self._score_pass()
+        parts = [
+            self._g_forward(p.batch(s, e), self._mean_noise(e - s), hidden_only=True)[-1]
+            for s, e in self._spans(self._n_rows, self.chunk_rows)
+        ]
+        hidden = torch.cat(parts) if len(parts) > 1 else parts[0]
+        self._hidden_cache = (self._version, hidden)
+        return hidden

@@ -60,9 +60,11 @@ same number of steps. G's phase shards the epoch's shared permutation of the use
 pre-training is itself distributed; its start is validated on rank 0.
 
 History per round: ``d_loss`` (mean BCE), ``d_real`` / ``d_fake`` (mean ``sigmoid(d)`` on the observed pairs
-/ on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate), ``reward`` (mean raw
-reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats), ``fake_pos_rate`` (share of G's
-D-step samples that are training positives), ``adv_seconds`` (time of the round's D and G steps), plus the
+/ on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate: with a baseline its
+advantages are centred, so it is near 0 whenever the rewards are alike, and it is not meant to decrease),
+``reward`` (mean raw reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats),
+``fake_pos_rate`` (share of G's D-step samples that are training positives; left out with
+``exclude_seen=True``, which makes it 0), ``adv_seconds`` (time of the round's D and G steps), plus the
 loop's ``valid_<metric>``.
 """
 
@@ -70,7 +72,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ from gan4rec.models.gan.irgan_pretrain import Pretraining
 from gan4rec.models.gan.irgan_scorer import MLPScorer
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train import distributed
-from gan4rec.train.loop import FitResult, parse_metric, resolve_device, torch_threads
+from gan4rec.train.loop import parse_metric, resolve_device
 
 __all__ = ["IRGAN", "MLPScorer"]
 
@@ -178,7 +179,9 @@ class IRGAN(Pretraining, TorchRecommender):
     """IRGAN (Wang et al. 2017): a softmax generator trained by REINFORCE against a pairwise discriminator.
 
     See the module docstring for the game, the definition of one epoch (a round), the rewards, baselines,
-    importance sampling and pre-training.
+    importance sampling and pre-training. :attr:`search_space` leaves out ``recommend_with``: ranking with
+    D scored 0.008-0.013 validation NDCG@20 in 3 of its 4 trials of the ML-100K search (generator: 0.273-
+    0.280; ``benchmarks/results/tune-irgan.json``); :attr:`search_space_wide` keeps it.
 
     Parameters
     ----------
@@ -259,9 +262,28 @@ class IRGAN(Pretraining, TorchRecommender):
         "g_epochs": {"type": "int", "low": 1, "high": 3},
         "reward": {"type": "categorical", "choices": list(_REWARDS)},
         "exclude_seen": {"type": "categorical", "choices": [True, False]},
-        "recommend_with": {"type": "categorical", "choices": list(_PLAYERS)},
         "pretrain_d": {"type": "categorical", "choices": [True, False]},
     }
+    search_space_wide: ClassVar[SearchSpace] = {
+        **search_space,
+        "recommend_with": {"type": "categorical", "choices": list(_PLAYERS)},
+    }
+    published_configs: ClassVar[tuple[dict[str, Any], ...]] = (
+        # The authors' code for MovieLens-100K (github.com/geek-ai/irgan, item_recommendation/cf_gan.py,
+        # gen_model.py, dis_model.py; ../shared/ANCHORS.md): MF players of 5 factors with an item bias, plain
+        # SGD (lr 0.001) for both; G one update per user over 2 |pos(u)| items drawn from
+        # 0.8 p_G + 0.2 uniform(pos(u)), reward 2 (sigmoid(d) - 0.5), no baseline, no L2; D's negatives
+        # from softmax(g / 0.2), redrawn every 5 D-epochs, batches of 16 (user, pos, neg) lines = 32
+        # labelled pairs (utils.get_batch_data), L2 0.1 / 16 on tf.nn.l2_loss of the batch's rows. TF
+        # minimises the sum over the batch, this code the mean: lr 0.001 on a sum of 32 is d_lr 0.032
+        # here, and the L2 term is d_l2 = 32 * (0.1 / 16) / 2 = 0.1. Its schedule (15 rounds of 100 D- and
+        # 50 G-epochs, hours on a CPU) and its DNS-MF start are not carried over: rounds keep the
+        # defaults and G starts from BPR-MF.
+        {"n_factors": 5, "g_optimizer": "sgd", "d_optimizer": "sgd", "g_lr": 1e-3, "g_batch_users": 1,
+         "g_l2": 0.0, "g_samples": 2, "g_tau": 1.0, "importance_sampling": 0.2, "reward": "sigmoid",
+         "baseline": "none", "exclude_seen": False, "d_lr": 0.032, "d_batch_size": 32, "d_l2": 0.1,
+         "tau": 0.2, "d_resample_every": 5, "pretrain_d": False, "recommend_with": "generator"},
+    )
 
     def __init__(
         self,
@@ -364,17 +386,8 @@ class IRGAN(Pretraining, TorchRecommender):
         ):
             if value not in choices:
                 raise DataError(f"{name}={value!r}; expected one of {', '.join(map(repr, choices))}")
-        for name in (
-            "n_factors",
-            "mlp_hidden",
-            "d_epochs",
-            "d_resample_every",
-            "d_batch_size",
-            "g_epochs",
-            "g_batch_users",
-            "g_samples",
-            "pretrain_batch_size",
-        ):
+        for name in ("n_factors", "mlp_hidden", "d_epochs", "d_resample_every", "d_batch_size", "g_epochs",
+                     "g_batch_users", "g_samples", "pretrain_batch_size"):
             check_int(getattr(self, name), name)
         if self.precision == "bf16" and resolve_device(self.device).type not in self.bf16_devices:
             raise DataError(
@@ -452,18 +465,6 @@ class IRGAN(Pretraining, TorchRecommender):
             for attr in ("_train_data", "_valid_data"):
                 self.__dict__.pop(attr, None)
 
-    def _fit_start_only(self, train: Interactions) -> None:
-        """``epochs=0``: set up exactly as the loop's run would, pre-train, and stop there."""
-        self._setup_fit(train, optimizers=False)
-        with torch_threads(self.n_threads if self.device_.type == "cpu" else None):
-            self._pretrain()
-        self.fit_result_ = FitResult(history=[], best_epoch=None, best_value=math.nan, stopped_early=False)
-        self.history_ = []
-        self.best_epoch_ = None
-        self._release()
-        for m in self.modules_.values():
-            m.eval()
-
     def _prepare(self, train: Interactions) -> None:
         dev = self.device_
         n_pos = train.user_counts().astype(np.int64)  # (n_users,)
@@ -540,7 +541,10 @@ class IRGAN(Pretraining, TorchRecommender):
             self._d_epoch(neg, tot)
         for _ in range(int(self.g_epochs)):
             self._g_epoch(tot)
-        return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
+        row = tot.row()
+        if self.exclude_seen:
+            del row["fake_pos_rate"]  # 0 by construction: D's negatives are drawn from unobserved items
+        return {**row, "adv_seconds": time.perf_counter() - t0, **extra}
 
     def _mixed(self) -> contextlib.AbstractContextManager[Any]:
         """Where the players score in training: bfloat16 autocast with ``precision="bf16"``."""

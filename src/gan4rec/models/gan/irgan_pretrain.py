@@ -22,7 +22,7 @@ from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender
 from gan4rec.models.baselines.bpr import BPR
 from gan4rec.train import distributed
-from gan4rec.train.loop import parse_metric
+from gan4rec.train.loop import FitResult, parse_metric, torch_threads
 from gan4rec.train.seeding import derive_seed
 
 __all__ = ["PRETRAIN_CACHE", "PRETRAIN_CACHE_BYTES", "Pretraining", "ScorerBPR", "remember"]
@@ -89,6 +89,23 @@ class Pretraining:
     _valid_data: Interactions | None
     _new_scorer: Callable[[int, int, int], nn.Module]
     valid_score: Callable[[np.ndarray], torch.Tensor]
+    fit_result_: FitResult
+    history_: list[dict[str, float]]
+    best_epoch_: int | None
+    _setup_fit: Callable[..., None]
+    _release: Callable[[], None]
+
+    def _fit_start_only(self, train: Interactions) -> None:
+        """``epochs=0``: set up exactly as the loop's run would, pre-train, and stop there."""
+        self._setup_fit(train, optimizers=False)
+        with torch_threads(self.n_threads if self.device_.type == "cpu" else None):
+            self._pretrain()
+        self.fit_result_ = FitResult(history=[], best_epoch=None, best_value=math.nan, stopped_early=False)
+        self.history_ = []
+        self.best_epoch_ = None
+        self._release()
+        for m in self.modules_.values():
+            m.eval()
 
     def _pretrain(self) -> dict[str, float]:
         """Pre-train G (and copy it into D with ``pretrain_d``); returns the first round's extra history."""
