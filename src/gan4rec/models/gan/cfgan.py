@@ -585,6 +585,11 @@ class CFGAN(HandWrittenSteps, MaskSampling, TorchRecommender):
                 self._pool = None
 
     def _run_epoch(self) -> dict[str, float]:
+        """One outer iteration: draw PM/ZR, ``d_steps`` passes of D steps, ``g_steps`` passes of G steps.
+
+        A D step is Adam on the gradient of :func:`discriminator_loss` (``_d_grads``), a G step Adam on
+        that of :func:`generator_loss` (``_g_grads``); both gradients are written out by hand.
+        """
         dev = self.device_
         adam_g: FusedAdam = self.optimizers_["generator"]  # type: ignore[assignment]
         adam_d: FusedAdam = self.optimizers_["discriminator"]  # type: ignore[assignment]
