@@ -22,7 +22,9 @@ from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError
 from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.models import create
-from gan4rec.models.gan.cfgan import CFGAN, _Adam, _sample_subsets_np
+from gan4rec.models.gan.cfgan import CFGAN
+from gan4rec.models.gan.cfgan_kernels import FusedAdam
+from gan4rec.models.gan.cfgan_sampling import sample_subsets_np
 from gan4rec.models.torch_base import TorchRecommender
 from gan4rec.train.checkpoint import CheckpointStore
 from gan4rec.train.seeding import make_rngs, seeded_init
@@ -419,7 +421,7 @@ def test_the_subset_sampler_draws_exact_uniform_subsets_of_unobserved_entries() 
     observed[1] = False
     counts = np.zeros(observed.shape)
     for _ in range(400):
-        mask = _sample_subsets_np(observed, 0.7, rng)
+        mask = sample_subsets_np(observed, 0.7, rng)
         assert not (mask & observed).any()
         np.testing.assert_array_equal(mask.sum(1), np.floor(0.7 * (~observed).sum(1) + 1e-9))
         counts += mask
@@ -433,7 +435,7 @@ def test_the_subset_sampler_draws_exact_uniform_subsets_of_unobserved_entries() 
         def random(self, shape: tuple[int, int], dtype: type = np.float64) -> np.ndarray:
             return np.zeros(shape, dtype=dtype) if dtype == np.float32 else rng.random(shape)
 
-    mask = _sample_subsets_np(observed, 0.5, Tied())  # type: ignore[arg-type]
+    mask = sample_subsets_np(observed, 0.5, Tied())  # type: ignore[arg-type]
     np.testing.assert_array_equal(mask.sum(1), np.floor(0.5 * (~observed).sum(1)))
     assert not (mask & observed).any()
 
@@ -444,7 +446,7 @@ def test_adam_is_torch_fused_adam_and_round_trips_its_state() -> None:
     ref = [torch.nn.Parameter(p.clone()) for p in start]
     torch_adam = torch.optim.Adam(ref, lr=1e-2, weight_decay=1e-3, fused=True)
     mine = [p.clone() for p in start]
-    adam = _Adam(mine, lr=1e-2, weight_decay=1e-3)
+    adam = FusedAdam(mine, lr=1e-2, weight_decay=1e-3)
     for _ in range(4):
         grads = [torch.randn(p.shape, generator=gen) for p in start]
         for p, g in zip(ref, grads, strict=True):
@@ -452,7 +454,7 @@ def test_adam_is_torch_fused_adam_and_round_trips_its_state() -> None:
         torch_adam.step()
         adam.step(grads)
     assert all(torch.equal(a.detach(), b) for a, b in zip(ref, mine, strict=True))
-    copy = _Adam([p.clone() for p in mine], lr=1.0, weight_decay=0.0)
+    copy = FusedAdam([p.clone() for p in mine], lr=1.0, weight_decay=0.0)
     copy.load_state_dict(adam.state_dict())
     assert copy.param_groups[0]["lr"] == 1e-2 and float(copy._step) == 4.0
     assert all(torch.equal(a, b) for a, b in zip(copy.exp_avg_sqs, adam.exp_avg_sqs, strict=True))

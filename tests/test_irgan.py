@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from gan4rec.evaluation.evaluator import evaluate
 from gan4rec.models import create
 from gan4rec.models.baselines.bpr import BPR
 from gan4rec.models.gan import irgan as irgan_mod
+from gan4rec.models.gan import irgan_pretrain
 from gan4rec.models.gan.irgan import IRGAN, MLPScorer
 from gan4rec.train.checkpoint import CheckpointStore
 
@@ -175,29 +177,29 @@ def test_same_seed_bit_identical_other_seed_different(split: Split) -> None:
 
 def test_memoised_pretraining_is_bit_identical_and_leaves_global_rngs_alone(split: Split) -> None:
     params = {**FAST, "epochs": 1, "random_state": 5}
-    irgan_mod._PRETRAIN_CACHE.clear()
+    irgan_pretrain.PRETRAIN_CACHE.clear()
     cpu_state = torch.get_rng_state()
     fresh = IRGAN(**params).fit(split.train, split.valid)
     assert torch.equal(torch.get_rng_state(), cpu_state)
-    assert len(irgan_mod._PRETRAIN_CACHE) == 1
+    assert len(irgan_pretrain.PRETRAIN_CACHE) == 1
     with torch.no_grad():  # a fitted model's weights are its own, not the memo's
         fresh.modules_["generator"].user.weight.add_(1.0)
     again = IRGAN(**params).fit(split.train, split.valid)
     reference = IRGAN(**params)
-    irgan_mod._PRETRAIN_CACHE.clear()
+    irgan_pretrain.PRETRAIN_CACHE.clear()
     reference.fit(split.train, split.valid)
     assert _same(_weights(again), _weights(reference))
 
 
 def test_pretraining_memo_is_bounded_in_bytes(monkeypatch) -> None:
-    monkeypatch.setattr(irgan_mod, "_PRETRAIN_CACHE", irgan_mod.OrderedDict())
-    monkeypatch.setattr(irgan_mod, "_PRETRAIN_CACHE_BYTES", 100)
+    monkeypatch.setattr(irgan_pretrain, "PRETRAIN_CACHE", OrderedDict())
+    monkeypatch.setattr(irgan_pretrain, "PRETRAIN_CACHE_BYTES", 100)
     entry = ({"w": torch.zeros(10)}, None, [])  # 40 bytes
     for key in "abc":
-        irgan_mod._remember((key,), entry)
-    assert list(irgan_mod._PRETRAIN_CACHE) == [("b",), ("c",)], "the oldest entry goes beyond 100 bytes"
-    irgan_mod._remember(("big",), ({"w": torch.zeros(30)}, None, []))  # 120 bytes: never kept
-    assert ("big",) not in irgan_mod._PRETRAIN_CACHE
+        irgan_pretrain.remember((key,), entry)
+    assert list(irgan_pretrain.PRETRAIN_CACHE) == [("b",), ("c",)], "the oldest entry goes beyond 100 bytes"
+    irgan_pretrain.remember(("big",), ({"w": torch.zeros(30)}, None, []))  # 120 bytes: never kept
+    assert ("big",) not in irgan_pretrain.PRETRAIN_CACHE
 
 
 # ------------------------------------------------------------------------------- validation, refit

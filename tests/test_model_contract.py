@@ -27,6 +27,7 @@ FAST_PARAMS: dict[str, dict] = {
                 "total_anneal_steps": 0, "anneal_cap": 0.1, "device": "cpu"},
     "ials": {"n_factors": 4, "reg": 5.0, "alpha": 10.0, "iterations": 5, "device": "cpu"},
     "cfgan": {"mode": "user", "scheme": "zr", "g_hidden": 16, "d_hidden": 8, "g_lr": 1e-2, "d_lr": 1e-2,
+              "zr_ratio": 0.7, "alpha": 0.03, "g_l2": 1e-3, "d_l2": 0.0,
               "epochs": 30, "g_batch_size": 8, "d_batch_size": 8, "device": "cpu"},
     # G starts from the BPR settings above; two short rounds must keep the withheld item on top.
     "irgan": {"n_factors": 4, "pretrain_lr": 0.05, "pretrain_l2": 1e-2, "pretrain_epochs": 30,

@@ -151,6 +151,9 @@ class TorchRecommender(Recommender):
 
     #: Name of the hyperparameter holding the number of epochs (``refit_params`` pins it).
     epochs_param: ClassVar[str] = "epochs"
+    #: Whether ``epochs_param`` may be ``None``: the model then derives its epoch cap from the training
+    #: data in :meth:`_max_epochs`.
+    derives_epochs: ClassVar[bool] = False
     #: Users scored at once by :meth:`score` and during validation.
     score_batch_size: ClassVar[int] = 1024
     #: Whether :meth:`fit` can train data-parallel (every gradient comes from autograd, every step calls
@@ -301,7 +304,7 @@ class TorchRecommender(Recommender):
             del self._fit_options
 
     def _check_common_params(self) -> None:
-        check_int(getattr(self, self.epochs_param), self.epochs_param)
+        check_int(getattr(self, self.epochs_param), self.epochs_param, allow_none=self.derives_epochs)
         check_int(self.eval_every, "eval_every")
         check_int(self.patience, "patience", allow_none=True)
         check_int(self.n_threads, "n_threads", allow_none=True)
@@ -333,6 +336,10 @@ class TorchRecommender(Recommender):
         self._seen_rows = None
         self._prepare(train)
 
+    def _max_epochs(self, train: Interactions) -> int:
+        """The epoch cap of this fit: the ``epochs_param`` hyperparameter (see :attr:`derives_epochs`)."""
+        return int(getattr(self, self.epochs_param))
+
     def _check_distributed(self, ctx: distributed.DistContext, train: Interactions) -> None:
         """Refuse a model or device that cannot train data-parallel, and data that differs between ranks."""
         if not self.supports_distributed:
@@ -355,7 +362,7 @@ class TorchRecommender(Recommender):
             self,
             train=train,
             valid=valid,
-            epochs=int(getattr(self, self.epochs_param)),
+            epochs=self._max_epochs(train),
             eval_every=int(self.eval_every),
             metric=opts.get("metric", "NDCG@20"),
             patience=self.patience,

@@ -45,7 +45,9 @@ chose.
 
 Pre-training is a pure function of the data, the pre-training settings, the seed, the device and the
 thread count; its result is memoised per process (at most 256 MiB of weights), so tuning trials that
-share those settings pay for it once. The memoised result is bit-identical to recomputing it.
+share those settings pay for it once. The memoised result is bit-identical to recomputing it. The
+pre-training and its memo live in :mod:`~gan4rec.models.gan.irgan_pretrain`, the MLP scorer in
+:mod:`~gan4rec.models.gan.irgan_scorer`.
 
 **Distributed** (see :mod:`gan4rec.train.distributed`): both players are wrapped in DDP and each step
 calls only the player it trains through its wrapper; the other player is used as the plain module
@@ -58,9 +60,11 @@ same number of steps. G's phase shards the epoch's shared permutation of the use
 pre-training is itself distributed; its start is validated on rank 0.
 
 History per round: ``d_loss`` (mean BCE), ``d_real`` / ``d_fake`` (mean ``sigmoid(d)`` on the observed pairs
-/ on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate), ``reward`` (mean raw
-reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats), ``fake_pos_rate`` (share of G's
-D-step samples that are training positives), ``adv_seconds`` (time of the round's D and G steps), plus the
+/ on G's samples, over the round's D-steps), ``g_loss`` (the REINFORCE surrogate: with a baseline its
+advantages are centred, so it is near 0 whenever the rewards are alike, and it is not meant to decrease),
+``reward`` (mean raw reward of G's samples), ``g_entropy`` (mean entropy of G's policy, nats),
+``fake_pos_rate`` (share of G's D-step samples that are training positives; left out with
+``exclude_seen=True``, which makes it 0), ``adv_seconds`` (time of the round's D and G steps), plus the
 loop's ``valid_<metric>``.
 """
 
@@ -68,9 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,12 +84,13 @@ from torch import nn
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
-from gan4rec.models.base import Recommender, SearchSpace
-from gan4rec.models.baselines.bpr import BPR, MFScorer
+from gan4rec.models.base import SearchSpace
+from gan4rec.models.baselines.bpr import MFScorer
+from gan4rec.models.gan.irgan_pretrain import Pretraining
+from gan4rec.models.gan.irgan_scorer import MLPScorer
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train import distributed
-from gan4rec.train.loop import FitResult, parse_metric, resolve_device, torch_threads
-from gan4rec.train.seeding import derive_seed
+from gan4rec.train.loop import parse_metric, resolve_device
 
 __all__ = ["IRGAN", "MLPScorer"]
 
@@ -98,86 +101,6 @@ _OPTIMIZERS = ("adam", "sgd")
 _REWARDS = ("sigmoid", "log")
 _BASELINES = ("mean", "ema", "none")
 _PLAYERS = ("generator", "discriminator")
-
-
-class MLPScorer(nn.Module):
-    """``x_ui = h . (p_u * q_i) + v . relu(A p_u + B q_i + c) + b_i``: a GMF term plus a one-hidden-layer MLP.
-
-    ``h`` starts at ones, so the scorer starts as matrix factorisation plus a small MLP correction. Scoring
-    the catalogue builds ``(chunk, n_items, hidden)`` activations, chunked over users to bound memory.
-
-    Parameters
-    ----------
-    n_users, n_items
-        Table sizes.
-    n_factors
-        Embedding size.
-    hidden
-        Width of the hidden layer.
-    """
-
-    init_std: ClassVar[float] = 0.1
-    #: Bound on ``chunk * n_items * hidden`` when scoring the whole catalogue.
-    max_cells: ClassVar[int] = 1 << 23
-
-    def __init__(self, n_users: int, n_items: int, n_factors: int, hidden: int) -> None:
-        super().__init__()
-        self.user = nn.Embedding(n_users, n_factors)
-        self.item = nn.Embedding(n_items, n_factors)
-        self.item_bias = nn.Embedding(n_items, 1)
-        self.gmf = nn.Parameter(torch.ones(n_factors))
-        self.user_proj = nn.Linear(n_factors, hidden)
-        self.item_proj = nn.Linear(n_factors, hidden, bias=False)
-        self.out = nn.Linear(hidden, 1, bias=False)
-        nn.init.normal_(self.user.weight, std=self.init_std)
-        nn.init.normal_(self.item.weight, std=self.init_std)
-        nn.init.zeros_(self.item_bias.weight)
-
-    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of aligned ``(user, item)`` pairs, any common shape."""
-        pu, qi = self.user(users), self.item(items)  # (..., f)
-        hidden = torch.relu(self.user_proj(pu) + self.item_proj(qi))  # (..., h)
-        return (pu * qi) @ self.gmf + self.out(hidden).squeeze(-1) + self.item_bias(items).squeeze(-1)
-
-    def scores(self, users: torch.Tensor) -> torch.Tensor:
-        """``(n, n_items)`` scores of every item."""
-        pu = self.user(users)  # (n, f)
-        gmf = (pu * self.gmf) @ self.item.weight.T  # (n, n_items)
-        a = self.user_proj(pu)  # (n, h)
-        b = self.item_proj(self.item.weight)  # (n_items, h)
-        step = max(1, self.max_cells // max(1, b.shape[0] * b.shape[1]))
-        if not len(users):
-            return gmf
-        mlp = torch.cat(
-            [
-                self.out(torch.relu(a[s : s + step, None, :] + b[None])).squeeze(-1)  # (chunk, n_items)
-                for s in range(0, len(users), step)
-            ]
-        )
-        # view, not .T: the bias gradient then keeps the parameter's layout, as DDP's buckets expect.
-        return gmf + mlp + self.item_bias.weight.view(1, -1)
-
-    def sq_norms(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Summed squared norms of the embedding rows and biases that the pairs touch (per-sample L2)."""
-        return (
-            self.user(users).square().sum()
-            + self.item(items).square().sum()
-            + self.item_bias(items).square().sum()
-        )
-
-    def bpr_terms(
-        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x_ui - x_uj`` ``(b,)`` and the squared norms of the embedding rows the triples touch (BPR)."""
-        diff = self.pair_scores(users, pos) - self.pair_scores(users, neg)  # (b,)
-        sq = (
-            self.user(users).square().sum()
-            + self.item(pos).square().sum()
-            + self.item(neg).square().sum()
-            + self.item_bias(pos).square().sum()
-            + self.item_bias(neg).square().sum()
-        )
-        return diff, sq
 
 
 @dataclass
@@ -244,17 +167,6 @@ def _loo_baseline(reward: torch.Tensor, keep: torch.Tensor, counts: torch.Tensor
     return (total - masked) / (counts[:, None] - 1).clamp(min=1)
 
 
-class _ScorerBPR(BPR):
-    """BPR-MF's own training (loss, sampling, loop) applied to an IRGAN scorer, to pre-train it."""
-
-    def __init__(self, *, build: Any = None, **params: Any) -> None:
-        super().__init__(**params)
-        self.build = build
-
-    def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
-        return {"mf": self.build(n_users, n_items)}
-
-
 def _csr_entries(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Indices of the stored entries of ``rows`` (ascending) in a CSR structure, row by row."""
     starts = np.asarray(indptr, dtype=np.int64)[rows]
@@ -263,30 +175,13 @@ def _csr_entries(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
 
 
-# Memoised pre-training results: key -> (state dict copy, best epoch, history), least recently used first.
-# A tuning study reuses one key for every trial; each seed's fit and refit add one. Bounded in bytes.
-_PRETRAIN_CACHE: OrderedDict[tuple, tuple[dict[str, torch.Tensor], int | None, list]] = OrderedDict()
-_PRETRAIN_CACHE_BYTES = 256 << 20
-
-
-def _remember(key: tuple, entry: tuple[dict[str, torch.Tensor], int | None, list]) -> None:
-    """Add ``entry`` to the memo, evicting the least recently used ones beyond the byte bound."""
-
-    def size(e: tuple[dict[str, torch.Tensor], int | None, list]) -> int:
-        return sum(t.numel() * t.element_size() for t in e[0].values())
-
-    if size(entry) > _PRETRAIN_CACHE_BYTES:
-        return
-    _PRETRAIN_CACHE[key] = entry
-    while sum(size(e) for e in _PRETRAIN_CACHE.values()) > _PRETRAIN_CACHE_BYTES:
-        _PRETRAIN_CACHE.popitem(last=False)
-
-
-class IRGAN(TorchRecommender):
+class IRGAN(Pretraining, TorchRecommender):
     """IRGAN (Wang et al. 2017): a softmax generator trained by REINFORCE against a pairwise discriminator.
 
     See the module docstring for the game, the definition of one epoch (a round), the rewards, baselines,
-    importance sampling and pre-training.
+    importance sampling and pre-training. :attr:`search_space` leaves out ``recommend_with``: ranking with
+    D scored 0.008-0.013 validation NDCG@20 in 3 of its 4 trials of the ML-100K search (generator: 0.273-
+    0.280; ``benchmarks/results/tune-irgan.json``); :attr:`search_space_wide` keeps it.
 
     Parameters
     ----------
@@ -367,9 +262,28 @@ class IRGAN(TorchRecommender):
         "g_epochs": {"type": "int", "low": 1, "high": 3},
         "reward": {"type": "categorical", "choices": list(_REWARDS)},
         "exclude_seen": {"type": "categorical", "choices": [True, False]},
-        "recommend_with": {"type": "categorical", "choices": list(_PLAYERS)},
         "pretrain_d": {"type": "categorical", "choices": [True, False]},
     }
+    search_space_wide: ClassVar[SearchSpace] = {
+        **search_space,
+        "recommend_with": {"type": "categorical", "choices": list(_PLAYERS)},
+    }
+    published_configs: ClassVar[tuple[dict[str, Any], ...]] = (
+        # The authors' code for MovieLens-100K (github.com/geek-ai/irgan, item_recommendation/cf_gan.py,
+        # gen_model.py, dis_model.py; ../shared/ANCHORS.md): MF players of 5 factors with an item bias, plain
+        # SGD (lr 0.001) for both; G one update per user over 2 |pos(u)| items drawn from
+        # 0.8 p_G + 0.2 uniform(pos(u)), reward 2 (sigmoid(d) - 0.5), no baseline, no L2; D's negatives
+        # from softmax(g / 0.2), redrawn every 5 D-epochs, batches of 16 (user, pos, neg) lines = 32
+        # labelled pairs (utils.get_batch_data), L2 0.1 / 16 on tf.nn.l2_loss of the batch's rows. TF
+        # minimises the sum over the batch, this code the mean: lr 0.001 on a sum of 32 is d_lr 0.032
+        # here, and the L2 term is d_l2 = 32 * (0.1 / 16) / 2 = 0.1. Its schedule (15 rounds of 100 D- and
+        # 50 G-epochs, hours on a CPU) and its DNS-MF start are not carried over: rounds keep the
+        # defaults and G starts from BPR-MF.
+        {"n_factors": 5, "g_optimizer": "sgd", "d_optimizer": "sgd", "g_lr": 1e-3, "g_batch_users": 1,
+         "g_l2": 0.0, "g_samples": 2, "g_tau": 1.0, "importance_sampling": 0.2, "reward": "sigmoid",
+         "baseline": "none", "exclude_seen": False, "d_lr": 0.032, "d_batch_size": 32, "d_l2": 0.1,
+         "tau": 0.2, "d_resample_every": 5, "pretrain_d": False, "recommend_with": "generator"},
+    )
 
     def __init__(
         self,
@@ -472,17 +386,8 @@ class IRGAN(TorchRecommender):
         ):
             if value not in choices:
                 raise DataError(f"{name}={value!r}; expected one of {', '.join(map(repr, choices))}")
-        for name in (
-            "n_factors",
-            "mlp_hidden",
-            "d_epochs",
-            "d_resample_every",
-            "d_batch_size",
-            "g_epochs",
-            "g_batch_users",
-            "g_samples",
-            "pretrain_batch_size",
-        ):
+        for name in ("n_factors", "mlp_hidden", "d_epochs", "d_resample_every", "d_batch_size", "g_epochs",
+                     "g_batch_users", "g_samples", "pretrain_batch_size"):
             check_int(getattr(self, name), name)
         if self.precision == "bf16" and resolve_device(self.device).type not in self.bf16_devices:
             raise DataError(
@@ -560,18 +465,6 @@ class IRGAN(TorchRecommender):
             for attr in ("_train_data", "_valid_data"):
                 self.__dict__.pop(attr, None)
 
-    def _fit_start_only(self, train: Interactions) -> None:
-        """``epochs=0``: set up exactly as the loop's run would, pre-train, and stop there."""
-        self._setup_fit(train, optimizers=False)
-        with torch_threads(self.n_threads if self.device_.type == "cpu" else None):
-            self._pretrain()
-        self.fit_result_ = FitResult(history=[], best_epoch=None, best_value=math.nan, stopped_early=False)
-        self.history_ = []
-        self.best_epoch_ = None
-        self._release()
-        for m in self.modules_.values():
-            m.eval()
-
     def _prepare(self, train: Interactions) -> None:
         dev = self.device_
         n_pos = train.user_counts().astype(np.int64)  # (n_users,)
@@ -636,113 +529,6 @@ class IRGAN(TorchRecommender):
             out["pretrain_epochs"] = int(best)
         return out
 
-    # ------------------------------------------------------------------ pre-training
-    def _pretrain(self) -> dict[str, float]:
-        """Pre-train G (and copy it into D with ``pretrain_d``); returns the first round's extra history."""
-        t0 = time.perf_counter()
-        train, valid = self._train_data, self._valid_data
-        gen, disc = self.modules_["generator"], self.modules_["discriminator"]
-        # Drawn even when unused, so that the rounds' random streams do not depend on the start option.
-        drawn = derive_seed(self.np_rng_)
-        # An int random_state seeds the pre-training as the bpr model of that seed: with the same settings
-        # the start is bit-identical to that BPR-MF run, so comparing the two measures the adversarial
-        # phase alone (paired), without the noise of two different BPR seeds.
-        rs = self.random_state
-        seed = int(rs) if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) else drawn
-        epochs_run = 0
-        if self.warm_start is not None:
-            gen.load_state_dict(self._warm_start_state(train))
-        elif self.pretrain_epochs > 0:
-            state, best, history = self._pretrained_state(train, valid, seed)
-            gen.load_state_dict(state)
-            self.pretrain_best_epoch_ = best if valid is not None else None
-            self.pretrain_history_ = history
-            epochs_run = len(history)
-        if self.pretrain_d:
-            disc.load_state_dict(gen.state_dict())
-        self._pretrained = True
-        extra: dict[str, float] = {"pretrain_epochs": float(epochs_run)}
-        if valid is not None:
-            from gan4rec.evaluation.evaluator import evaluate
-
-            value = math.nan
-            if distributed.is_main():  # validation runs on rank 0 only; the value is broadcast
-                name, k = parse_metric(self._metric)
-                res = evaluate(self.valid_score, train, valid, ks=[k], metrics=[name], device=self.device_)
-                value = float(res.metrics[self._metric])
-            self.start_valid_ = distributed.broadcast_floats([value])[0]
-            extra[f"start_valid_{self._metric}"] = self.start_valid_
-            for m in self.modules_.values():
-                m.train()
-        extra["pretrain_seconds"] = time.perf_counter() - t0
-        if distributed.is_main():
-            logger.info(
-                "irgan: pre-trained start after %d BPR epochs%s",
-                epochs_run,
-                "" if self.start_valid_ is None else f", validation {self._metric} = {self.start_valid_:.4f}",
-            )
-        return extra
-
-    def _pretrained_state(
-        self, train: Interactions, valid: Interactions | None, seed: int
-    ) -> tuple[dict[str, torch.Tensor], int | None, list[dict[str, float]]]:
-        params = {
-            "n_factors": int(self.n_factors),
-            "lr": float(self.pretrain_lr),
-            "l2": float(self.pretrain_l2),
-            "epochs": int(self.pretrain_epochs),
-            "batch_size": int(self.pretrain_batch_size),
-            "eval_every": self.pretrain_eval_every,
-            "patience": self.pretrain_patience,
-            "device": str(self.device_),
-            "random_state": seed,
-            "n_threads": self.n_threads,
-        }
-        key = (
-            train.fingerprint(),
-            None if valid is None else valid.fingerprint(),
-            self._metric,
-            self.scorer,
-            int(self.mlp_hidden),
-            tuple(sorted((k, repr(v)) for k, v in params.items())),
-            torch.get_num_threads() if self.n_threads is None else None,
-            distributed.world_size(),
-        )
-        hit = _PRETRAIN_CACHE.get(key)
-        if hit is not None:
-            _PRETRAIN_CACHE.move_to_end(key)
-            logger.info("irgan: reusing the memoised BPR pre-training of this data and seed")
-        else:
-            n_factors = int(self.n_factors)
-
-            def build(n_users: int, n_items: int) -> nn.Module:
-                return self._new_scorer(n_users, n_items, n_factors)
-
-            bpr = _ScorerBPR(build=build, **params).fit(train, valid, metric=self._metric)
-            state = {k: v.detach().clone() for k, v in bpr.modules_["mf"].state_dict().items()}
-            hit = (state, bpr.best_epoch_, [dict(r) for r in bpr.history_])
-            _remember(key, hit)
-        state, best, history = hit
-        return {k: v.clone() for k, v in state.items()}, best, [dict(r) for r in history]
-
-    def _warm_start_state(self, train: Interactions) -> dict[str, torch.Tensor]:
-        where = str(self.warm_start)
-        model = Recommender.load(where)
-        if not isinstance(model, BPR):
-            raise DataError(
-                f"warm_start={where!r} holds a {model.name!r} model; expected a saved 'bpr' model"
-            )
-        if model.seen_.fingerprint() != train.fingerprint():
-            raise DataError(
-                f"warm_start={where!r} was fitted on other data than this training set; a warm start must "
-                "come from exactly the training data (never from validation or test data)"
-            )
-        if int(model.n_factors) != int(self.n_factors):
-            raise DataError(
-                f"warm_start={where!r} has n_factors={model.n_factors}; expected n_factors={self.n_factors}"
-            )
-        return {k: v.detach().to(self.device_).clone() for k, v in model.modules_["mf"].state_dict().items()}
-
     # ------------------------------------------------------------------ one round
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         extra = self._pretrain() if not self._pretrained else {}
@@ -755,7 +541,10 @@ class IRGAN(TorchRecommender):
             self._d_epoch(neg, tot)
         for _ in range(int(self.g_epochs)):
             self._g_epoch(tot)
-        return {**tot.row(), "adv_seconds": time.perf_counter() - t0, **extra}
+        row = tot.row()
+        if self.exclude_seen:
+            del row["fake_pos_rate"]  # 0 by construction: D's negatives are drawn from unobserved items
+        return {**row, "adv_seconds": time.perf_counter() - t0, **extra}
 
     def _mixed(self) -> contextlib.AbstractContextManager[Any]:
         """Where the players score in training: bfloat16 autocast with ``precision="bf16"``."""
