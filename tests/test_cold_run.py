@@ -10,7 +10,6 @@ import pytest
 from gan4rec.cli import main
 
 
-
 @pytest.mark.parametrize("model", ["content-knn", "ials"])
 def test_train_on_cold_items_reports_warm_cold_and_overall(model: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
