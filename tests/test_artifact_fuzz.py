@@ -47,7 +47,7 @@ TRAIN_PARAMS: dict[str, dict[str, Any]] = {
     "itemknn": {},
     "ease": {},
     "bpr": {"epochs": 2, "n_factors": 4, "device": "cpu"},
-    "cfgan": {"epochs": 2, "g_hidden": 8, "d_hidden": 8, "device": "cpu"},
+    "cfgan": {"mode": "item", "epochs": 2, "g_hidden": 8, "d_hidden": 8, "device": "cpu"},
 }
 
 

@@ -79,7 +79,10 @@ def _recorded_data(meta: dict[str, Any]) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(DataSpec)}
     full = meta.get("data_spec")
     if isinstance(full, dict):
-        return {k: v for k, v in full.items() if k in fields and v is not None}
+        recorded = {k: v for k, v in full.items() if k in fields and v is not None}
+        for key, value in recorded.items():
+            _check_recorded_type(key, value)
+        return recorded
     short = meta.get("data")
     if not isinstance(short, dict):
         return {}
@@ -89,6 +92,25 @@ def _recorded_data(meta: dict[str, Any]) -> dict[str, Any]:
         if short.get(key) is not None:
             out[field] = short[key]
     return out
+
+
+#: The JSON types each recorded reading option may have (anything else is a damaged or hostile artifact).
+_RECORDED_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset": (str,), "data": (str,), "train": (str,), "test": (str,), "format": (str,), "sep": (str,),
+    "on_bad_rows": (str,), "duplicates": (str,), "min_rating": (int, float), "min_user_interactions": (int,),
+    "min_item_interactions": (int,), "columns": (dict,), "synthetic": (dict,),
+}
+
+
+def _check_recorded_type(key: str, value: Any) -> None:
+    """A recorded reading option of the wrong JSON type is an artifact error, before anything reads it."""
+    types = _RECORDED_TYPES.get(key)
+    ok = types is not None and isinstance(value, types) and not isinstance(value, bool)
+    if ok and isinstance(value, dict):
+        ok = all(isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                 for k, v in value.items())
+    if not ok:
+        raise ArtifactError(f"meta.json: data_spec.{key} is {type(value).__name__}, not a valid reading option")
 
 
 def _check_recorded_source(spec: Any, model_dir: str) -> None:
