@@ -124,6 +124,20 @@ class _Side:
         return self._blocks[f]
 
 
+def _system_product(
+    pattern: torch.Tensor, p: torch.Tensor, other: torch.Tensor, gram: torch.Tensor, alpha: float
+) -> torch.Tensor:
+    """Row ``u`` of the result is ``(Y^T Y + reg I + alpha Y_u^T Y_u) p_u``, for every row at once.
+
+    ``pattern`` is the ``(n, m)`` 0/1 sparse CSR of the rows' entries, ``p`` ``(n, f)``, ``other`` ``Y``
+    ``(m, f)`` and ``gram`` ``Y^T Y + reg I`` ``(f, f)``. The correction ``alpha Y_u^T Y_u p_u`` of all
+    rows is ``D Y`` with ``D = alpha (P Y^T)`` kept only at the pattern's nonzeros: one sampled product
+    (``nnz`` dots) and one CSR-times-dense product, no per-entry Python or gathers.
+    """
+    correction = torch.sparse.sampled_addmm(pattern, p, other.T, beta=0.0, alpha=alpha)  # (n, m) sparse
+    return torch.addmm(correction @ other, p, gram)  # (n, f)
+
+
 class IALS(TorchRecommender):
     """iALS (Hu, Koren, Volinsky 2008): weighted matrix factorisation of implicit feedback, fitted by ALS.
 
@@ -258,11 +272,9 @@ class IALS(TorchRecommender):
     def _solve_cg(self, side: _Side, other: torch.Tensor, gram: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``cg_steps`` conjugate-gradient steps from ``x`` for every row at once (module docstring)."""
         alpha = float(self.alpha)
-        other_t = other.T  # (f, m)
 
-        def apply(p: torch.Tensor) -> torch.Tensor:  # (n, f): row u is (Y^T C_u Y + reg I) p_u
-            correction = torch.sparse.sampled_addmm(side.pattern, p, other_t, beta=0.0, alpha=alpha)
-            return torch.addmm(correction @ other, p, gram)
+        def apply(p: torch.Tensor) -> torch.Tensor:
+            return _system_product(side.pattern, p, other, gram, alpha)
 
         rhs = (1.0 + alpha) * (side.pattern @ other)  # (n, f): Y^T C_u p_u, p_u = 1 on the user's items
         r = rhs - apply(x)
