@@ -44,27 +44,27 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import cpu_model, load_average  # noqa: E402
+from _machine import cpu_model, load_average
 
-from gan4rec.data.interactions import Interactions  # noqa: E402
-from gan4rec.data.split import random_holdout  # noqa: E402
-from gan4rec.evaluation.evaluator import evaluate  # noqa: E402
-from gan4rec.models import create  # noqa: E402
+from gan4rec.data.interactions import Interactions
+from gan4rec.data.split import random_holdout
+from gan4rec.evaluation.evaluator import evaluate
+from gan4rec.models import create
 
 IALS_REG, IALS_ALPHA = 36.319624054514684, 4.213230205880386  # configs/ials-ml100k.toml
 EASE_L2 = 500.0
@@ -103,7 +103,7 @@ def _peer_versions() -> tuple[dict[str, str], dict[str, str]]:
         try:
             mod = __import__(name)
             found[name] = str(getattr(mod, "__version__", "?"))
-        except Exception as exc:  # a peer that fails to import for any reason is skipped, with the reason
+        except Exception as exc:  # noqa: BLE001 - a peer that fails to import is skipped, with the reason
             missing[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
     return found, missing
 
@@ -202,7 +202,7 @@ def _cornac_ease(train: Interactions, test: Interactions) -> Side:
         m.fit(ds)
 
         def score(u: np.ndarray) -> np.ndarray:
-            s = np.asarray((m.U[u_map[u]] @ m.B))  # (b, cornac's items)
+            s = np.asarray(m.U[u_map[u]] @ m.B)  # (b, cornac's items)
             return np.where(i_map[None, :] >= 0, s[:, np.maximum(i_map, 0)], -np.inf)
 
         return lambda: _ndcg(score, train, test)
@@ -324,7 +324,7 @@ def _load(name: str) -> tuple[Interactions | None, str]:
         return None, "GAN4REC_DATA is not set (point it at a folder holding ml-100k/)"
     try:
         return load_dataset("ml-100k", offline=True), "MovieLens-100K"
-    except Exception as exc:  # skipped with the reason, as the other sizes still run
+    except Exception as exc:  # noqa: BLE001 - skipped with the reason; the other sizes still run
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
