@@ -33,8 +33,10 @@ The models and settings:
 Usage::
 
     GAN4REC_DATA=/work/shared/datasets python benchmarks/peers.py --json benchmarks/results/peers-ml100k.json
+    GAN4REC_DATA=/work/shared/datasets python benchmarks/peers.py --tune-bpr --json benchmarks/results/peers-bpr-tuning.json
     python benchmarks/peers.py --quick                     # ML-100K only, 2 pairs, few iterations
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
+    python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
 """
 
 from __future__ import annotations
@@ -180,7 +182,7 @@ def _cornac_bpr(f: int, epochs: int, train: Interactions, test: Interactions) ->
 
     def run() -> Callable[[], float]:
         m = cornac.models.BPR(k=f, max_iter=epochs, learning_rate=BPR_LR, lambda_reg=BPR_REG, seed=0,
-                              verbose=False)
+                              num_threads=1, verbose=False)
         m.fit(ds)
 
         def score(u: np.ndarray) -> np.ndarray:
@@ -315,6 +317,79 @@ def _run_case(case: Case, pairs: int) -> None:
         case.results["-"] = {"cpu_s_gan4rec": ours, "ndcg_gan4rec": ndcg["gan4rec"]}
 
 
+def _tune_bpr(data: Interactions, epochs: int, every: int) -> dict[str, Any]:
+    """BPR-MF of gan4rec (``optimizer="sgd"``) and implicit, each tuned on validation with the same grid.
+
+    Grid: learning rate x regularisation (implicit's gradient-step coefficient; gan4rec's ``l2`` is half
+    of it, the same update), 64 factors, up to ``epochs`` epochs with NDCG@20 on validation every
+    ``every`` epochs; the best (setting, epoch) on validation is kept and its test NDCG@20 reported (test
+    read once per library, validation and train items excluded from the ranking).
+    """
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    split = random_holdout(data, test_frac=0.2, valid_frac=0.2, random_state=42)
+    train, valid, test = split.train, split.valid, split.test
+    assert valid is not None and test is not None
+    csr = train.csr().astype(np.float32)
+    grid = [(lr, reg) for lr in (0.01, 0.03, 0.1) for reg in (0.001, 0.01, 0.03)]
+    out: dict[str, Any] = {"grid": grid, "epochs": epochs, "every": every, "trials": {}}
+    best: dict[str, tuple[float, Any]] = {}
+    for lr, reg in grid:
+        m = create("bpr", {"n_factors": 64, "lr": lr, "l2": reg / 2, "epochs": epochs, "batch_size": BPR_BATCH,
+                           "optimizer": "sgd", "eval_every": every, "patience": None, "device": "cpu",
+                           "n_threads": 1}, random_state=0).fit(train, valid)
+        curve = [r.get("valid_NDCG@20") for r in m.history_ if r.get("valid_NDCG@20") is not None]
+        v = max(curve)
+        out["trials"][f"gan4rec lr={lr} reg={reg}"] = curve
+        if v > best.get("gan4rec", (-1.0, None))[0]:
+            best["gan4rec"] = (v, (lr, reg, m.best_epoch_, m.score))
+        im = BayesianPersonalizedRanking(factors=64, learning_rate=lr, regularization=reg, iterations=epochs,
+                                         num_threads=1, random_state=0)
+        icurve: list[float] = []
+        kept: dict[str, Any] = {}
+
+        # implicit calls back with (iteration, seconds, correct share, skipped share) after each epoch.
+        def validate(it: int, *_stats: float, im: Any = im, icurve: list = icurve, kept: dict = kept) -> None:
+            if (it + 1) % every == 0:
+                u, q = im.user_factors.copy(), im.item_factors.copy()
+                icurve.append(_ndcg(lambda x: u[x] @ q.T, train, valid))
+                if icurve[-1] >= max(icurve):
+                    kept["factors"], kept["epoch"] = (u, q), it + 1
+
+        im.fit(csr, show_progress=False, callback=validate)
+        out["trials"][f"implicit lr={lr} reg={reg}"] = icurve
+        if max(icurve) > best.get("implicit", (-1.0, None))[0]:
+            u, q = kept["factors"]
+            best["implicit"] = (max(icurve), (lr, reg, kept["epoch"], lambda x, u=u, q=q: u[x] @ q.T))
+        print(f"  lr={lr} reg={reg}: best valid NDCG@20 gan4rec {v:.4f}, implicit {max(icurve):.4f}", flush=True)
+    print("\n| library | lr | reg | epochs (chosen) | valid NDCG@20 | test NDCG@20 |\n|---|---|---|---|---|---|")
+    for lib, (v, (lr, reg, ep, score)) in best.items():
+        res = evaluate(score, train, test, ks=[20], metrics=["NDCG"], exclude=valid, device="cpu")
+        t = float(res.metrics["NDCG@20"])
+        out[lib] = {"lr": lr, "reg": reg, "epoch": ep, "valid": v, "test": t}
+        print(f"| {lib} | {lr} | {reg} | {ep} | {v:.4f} | {t:.4f} |")
+    return out
+
+
+def _profile(args: argparse.Namespace) -> int:
+    """Run gan4rec's side of ``args.profile`` (on the first of ``--data``) once under torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    name = (args.data or "ml-100k").split(",")[0]
+    data, what = _load(name)
+    if data is None:
+        print(f"skipped: {what}")
+        return 0
+    cases = [c for c in _cases(name, data, args, {}) if c.name == args.profile]
+    if not cases:
+        print(f"--profile {args.profile!r}: no such comparison", file=sys.stderr)
+        return 2
+    with threadpool_limits(1), profile(activities=[ProfilerActivity.CPU]) as prof:
+        cases[0].sides[0].run()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return 0
+
+
 def _load(name: str) -> tuple[Interactions | None, str]:
     from gan4rec.data.datasets import load_dataset
 
@@ -336,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bpr-epochs", type=int, default=50, help="BPR-MF epochs on both sides (default 50)")
     ap.add_argument("--quick", action="store_true", help="ML-100K, 2 pairs, 5 iterations/epochs")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--profile", metavar="NAME",
+                    help="instead: profile gan4rec's side of comparison NAME once (torch.profiler, top ops)")
+    ap.add_argument("--tune-epochs", type=int, default=100, help="--tune-bpr: most epochs (default 100)")
+    ap.add_argument("--tune-bpr", action="store_true",
+                    help="instead: tune BPR-MF of gan4rec and implicit on ML-100K validation, same grid")
     args = ap.parse_args(argv)
     pairs = args.pairs or (2 if args.quick else 3)
     names = (args.data or ("ml-100k" if args.quick else "ml-100k,ml-1m")).split(",")
@@ -350,6 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped peer {name}: {why}")
     out: dict[str, Any] = {"command": command, "cpu": cpu_model(), "peers": peers, "skipped_peers": missing,
                            "pairs": pairs, "load_before": load_average(), "cases": []}
+    if args.profile:
+        return _profile(args)
+    if args.tune_bpr:
+        data, what = _load("ml-100k")
+        if data is None:
+            print(f"skipped: {what}")
+            return 0
+        with threadpool_limits(1):
+            out["tune_bpr"] = _tune_bpr(data, epochs=args.tune_epochs, every=10)
+        if args.json:
+            _write_json(args.json, out)
+        return 0
     print("\n| data | comparison | work | peer | CPU ratio gan4rec/peer min | median | gan4rec s | peer s "
           "| NDCG@20 gan4rec | peer | match |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -376,11 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     out["load_after"] = load_average()
     print(f"\nload average after {out['load_after']}; ratios are of process CPU time, per alternated pair")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1) + "\n")
-        os.replace(tmp, args.json)
+        _write_json(args.json, out)
     return 0
+
+
+def _write_json(path: Path, out: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
