@@ -235,6 +235,8 @@ class BPR(TorchRecommender):
     def _sgd_epoch(self) -> dict[str, Any]:
         """One epoch of ``optimizer="sgd"`` (module docstring)."""
         mf = self.modules_["mf"]
+        if not isinstance(mf, MFScorer):
+            raise DataError(f'optimizer="sgd" trains an MFScorer, not a {type(mf).__name__}')
         dev = self.device_
         order = self.np_rng_.permutation(len(self._pair_users))  # (nnz,)
         # Drawn for the pairs in CSR order (sorted users: the sampler's lookups stay in cache), then shuffled.
@@ -242,7 +244,7 @@ class BPR(TorchRecommender):
         users = torch.from_numpy(self._pair_users[order]).to(dev)
         pos = torch.from_numpy(self._pair_items[order]).to(dev)
         neg = torch.from_numpy(neg_np).to(dev)
-        weights = (mf.user.weight, mf.item.weight, mf.item_bias.weight)  # type: ignore[union-attr]
+        weights = (mf.user.weight, mf.item.weight, mf.item_bias.weight)  # (n, f), (m, f), (m, 1)
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         bs = int(self.batch_size)
         with torch.no_grad():
