@@ -37,6 +37,7 @@ Usage::
     python benchmarks/peers.py --quick                     # ML-100K only, 2 pairs, few iterations
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
     python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
+    python benchmarks/peers.py --scale --json benchmarks/results/peers-ml20m.json   # ML-20M size, peak RSS
 """
 
 from __future__ import annotations
@@ -390,6 +391,73 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+SCALE_RUNS = ("gan4rec:ials-cg", "implicit:ials-cg", "gan4rec:bpr-sgd", "implicit:bpr-sgd")
+
+
+def _vm_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _scale_child(run: str) -> dict[str, Any]:
+    """One fit at synthetic ML-20M size in this (child) process: CPU seconds and peak RSS of the fit."""
+    from gan4rec.data.datasets import load_dataset
+
+    library, model = run.split(":")
+    data = load_dataset("synthetic", size="ml-20m", random_state=0)
+    csr = data.csr().astype(np.float32) if library == "implicit" else None
+    rss_before = _vm_kb("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    except OSError:
+        pass
+    t0, w0 = time.process_time(), time.perf_counter()
+    if library == "gan4rec" and model == "ials-cg":
+        create("ials", {"n_factors": 492, "reg": IALS_REG, "alpha": IALS_ALPHA, "iterations": 1, "solver": "cg",
+                        "device": "cpu", "n_threads": 1}, random_state=0).fit(data)
+    elif library == "gan4rec":
+        create("bpr", {"n_factors": 64, "lr": BPR_LR, "l2": BPR_REG / 2, "epochs": 1, "batch_size": BPR_BATCH,
+                       "optimizer": "sgd", "device": "cpu", "n_threads": 1}, random_state=0).fit(data)
+    elif model == "ials-cg":
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        AlternatingLeastSquares(factors=492, regularization=IALS_REG, alpha=IALS_ALPHA + 1.0, iterations=1,
+                                use_cg=True, calculate_training_loss=False, num_threads=1,
+                                random_state=0).fit(csr, show_progress=False)
+    else:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        BayesianPersonalizedRanking(factors=64, learning_rate=BPR_LR, regularization=BPR_REG, iterations=1,
+                                    num_threads=1, random_state=0).fit(csr, show_progress=False)
+    return {"run": run, "cpu_s": time.process_time() - t0, "wall_s": time.perf_counter() - w0,
+            "peak_rss_gb": _vm_kb("VmHWM") / 2**20, "rss_before_gb": rss_before / 2**20}
+
+
+def _scale(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each run of :data:`SCALE_RUNS` in its own subprocess (its own peak RSS), in order."""
+    import subprocess
+
+    rows = []
+    print("\n| run (ML-20M size) | work | CPU s | wall s | peak RSS GB | RSS with data GB |\n|---|---|---|---|---|---|")
+    for run in SCALE_RUNS:
+        if run.startswith("implicit") and "implicit" not in _peer_versions()[0]:
+            continue
+        proc = subprocess.run([sys.executable, __file__, "--scale-child", run], capture_output=True, text=True,
+                              check=False,
+                              timeout=args.scale_timeout)
+        if proc.returncode != 0:
+            print(f"| {run} | failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]} |")
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        work = "1 iteration, 492 factors, 3 CG steps" if "ials" in run else "1 epoch, 64 factors"
+        print(f"| {run} | {work} | {row['cpu_s']:.1f} | {row['wall_s']:.1f} | {row['peak_rss_gb']:.2f} | "
+              f"{row['rss_before_gb']:.2f} |", flush=True)
+    return rows
+
+
 def _load(name: str) -> tuple[Interactions | None, str]:
     from gan4rec.data.datasets import load_dataset
 
@@ -413,10 +481,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--profile", metavar="NAME",
                     help="instead: profile gan4rec's side of comparison NAME once (torch.profiler, top ops)")
+    ap.add_argument("--scale", action="store_true",
+                    help="instead: one iALS CG iteration and one BPR-MF epoch at synthetic ML-20M size, each "
+                         "library in its own process, CPU time and peak RSS")
+    ap.add_argument("--scale-timeout", type=float, default=1800, help="--scale: seconds per run")
+    ap.add_argument("--scale-child", help=argparse.SUPPRESS)
     ap.add_argument("--tune-epochs", type=int, default=100, help="--tune-bpr: most epochs (default 100)")
     ap.add_argument("--tune-bpr", action="store_true",
                     help="instead: tune BPR-MF of gan4rec and implicit on ML-100K validation, same grid")
     args = ap.parse_args(argv)
+    if args.scale_child:
+        torch.set_num_threads(1)
+        with threadpool_limits(1):
+            print(json.dumps(_scale_child(args.scale_child)))
+        return 0
     pairs = args.pairs or (2 if args.quick else 3)
     names = (args.data or ("ml-100k" if args.quick else "ml-100k,ml-1m")).split(",")
     torch.set_num_threads(1)
@@ -432,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
                            "pairs": pairs, "load_before": load_average(), "cases": []}
     if args.profile:
         return _profile(args)
+    if args.scale:
+        out["scale"] = _scale(args)
+        if args.json:
+            _write_json(args.json, out)
+        return 0
     if args.tune_bpr:
         data, what = _load("ml-100k")
         if data is None:
