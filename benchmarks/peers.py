@@ -332,7 +332,7 @@ def _tune_bpr(data: Interactions, epochs: int, every: int) -> dict[str, Any]:
     train, valid, test = split.train, split.valid, split.test
     assert valid is not None and test is not None
     csr = train.csr().astype(np.float32)
-    grid = [(lr, reg) for lr in (0.01, 0.03, 0.1) for reg in (0.001, 0.01, 0.03)]
+    grid = [(lr, reg) for lr in (0.003, 0.01, 0.03, 0.1) for reg in (0.0003, 0.001, 0.01, 0.03)]
     out: dict[str, Any] = {"grid": grid, "epochs": epochs, "every": every, "trials": {}}
     best: dict[str, tuple[float, Any]] = {}
     for lr, reg in grid:
