@@ -27,7 +27,8 @@ the same per-triple objective, gradients written out by hand (no autograd, no op
 ``lr`` is per triple: ``batch_size`` triples are computed from the same weights and their updates summed
 (``index_add_``), so a batch costs a few tensor operations however large it is. Each epoch draws its
 negatives in one vectorised call, in the users' sorted order (cache-friendly), and then shuffles them
-with the pairs. The hand-written step is checked against autograd in the tests.
+with the pairs. The hand-written step is checked against autograd in the tests. On CUDA ``index_add_``
+accumulates with atomics, so ``"sgd"`` runs there are not bit-identical from run to run.
 
 Distributed (see :mod:`gan4rec.train.distributed`): each rank takes its shard of the epoch's shared
 permutation of the pairs and draws its own negatives; ``batch_size`` is per rank.

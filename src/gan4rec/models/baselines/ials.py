@@ -276,7 +276,7 @@ class IALS(TorchRecommender):
         def apply(p: torch.Tensor) -> torch.Tensor:
             return _system_product(side.pattern, p, other, gram, alpha)
 
-        rhs = (1.0 + alpha) * (side.pattern @ other)  # (n, f): Y^T C_u p_u, p_u = 1 on the user's items
+        rhs = (1.0 + alpha) * (side.pattern @ other)  # (n, f): (1 + alpha) times the sum of u's items' y_i
         r = rhs - apply(x)
         p = r.clone()
         rs = (r * r).sum(dim=1)  # (n,)
