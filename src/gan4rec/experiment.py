@@ -474,13 +474,7 @@ def run_on_split(
     if isinstance(split, ColdSplit):
         return run_cold(model_name, params, split, data_info, protocol, seed=seed, device=device, fitted=fitted,
                         fitted_seconds=fitted_seconds)
-    if fitted is not None:
-        model, fit_seconds = fitted, fitted_seconds
-    else:
-        model = create(model_name, params, random_state=seed, device=device)
-        t0 = time.perf_counter()
-        model.fit(split.train, split.valid, metric=protocol.metric)
-        fit_seconds = time.perf_counter() - t0
+    model, fit_seconds = _fit(model_name, params, split, protocol, seed, device, fitted, fitted_seconds)
     valid_metrics = None
     if split.valid is not None:
         valid_metrics = _evaluate(model, split.train, split.valid, protocol, device=device).metrics
@@ -490,31 +484,63 @@ def run_on_split(
     refit_params: dict[str, Any] = {}
     if split.valid is not None and protocol.refit == "full":
         refit_params = model.refit_params()
-        history = model.history_
-        model = create(model_name, {**params, **refit_params}, random_state=seed, device=device)
         test_train, exclude = split.full_train(), ()
-        t0 = time.perf_counter()
-        model.fit(test_train, None)
-        fit_seconds = time.perf_counter() - t0
-        model.history_ = history + model.history_ if history else model.history_
+        model, fit_seconds = _refit(model, model_name, {**params, **refit_params}, test_train, seed, device)
 
     t0 = time.perf_counter()
     test_eval = _evaluate(model, test_train, split.test, protocol, exclude=exclude, device=device)
-    test_metrics = test_eval.metrics
-    eval_seconds = time.perf_counter() - t0
-    result = {
+    result = _record(model_name, model, data_info, protocol, seed, refit_params, fit_seconds,
+                     time.perf_counter() - t0, {"valid": valid_metrics, "test": test_eval.metrics})
+    return RunResult(model=model, split=split, result=result, test_eval=test_eval)
+
+
+def _fit(
+    model_name: str, params: dict[str, Any], split: Split, protocol: Protocol, seed: int, device: str | None,
+    fitted: Recommender | None, fitted_seconds: float,
+) -> tuple[Recommender, float]:
+    """Step 3: a model fitted on ``split.train`` with ``split.valid`` (or the one tuning already fitted)."""
+    if fitted is not None:
+        return fitted, fitted_seconds
+    model = create(model_name, params, random_state=seed, device=device)
+    t0 = time.perf_counter()
+    model.fit(split.train, split.valid, metric=protocol.metric)
+    return model, time.perf_counter() - t0
+
+
+def _refit(
+    model: Recommender, model_name: str, params: dict[str, Any], train: Interactions, seed: int,
+    device: str | None,
+) -> tuple[Recommender, float]:
+    """Step 4: a new model with ``params`` (those validation chose included) fitted on ``train``; the
+    validation run's history is kept in front of the refit's."""
+    history = model.history_
+    refit = create(model_name, params, random_state=seed, device=device)
+    t0 = time.perf_counter()
+    refit.fit(train, None)
+    seconds = time.perf_counter() - t0
+    refit.history_ = history + refit.history_ if history else refit.history_
+    return refit, seconds
+
+
+def _record(
+    model_name: str, model: Recommender, data_info: dict[str, Any], protocol: Protocol, seed: int,
+    refit_params: dict[str, Any], fit_seconds: float, eval_seconds: float, metrics: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON record of one run."""
+    return {
         "model": model_name,
         "dataset": data_info,
         "protocol": protocol_record(protocol),
         "seed": seed,
         "params": model.get_params(),
         "refit_params": refit_params,
+        **extra,
         "fit_seconds": round(fit_seconds, 4),
         "eval_seconds": round(eval_seconds, 4),
-        "metrics": {"valid": valid_metrics, "test": test_metrics},
+        "metrics": metrics,
         "versions": versions(),
     }
-    return RunResult(model=model, split=split, result=result, test_eval=test_eval)
 
 
 def _cold_score_fn(model: Recommender, train: Interactions) -> Any:
@@ -564,13 +590,7 @@ def run_cold(
     """
     from gan4rec.models.hybrid.common import HybridRecommender, calibrate
 
-    if fitted is not None:
-        model, fit_seconds = fitted, fitted_seconds
-    else:
-        model = create(model_name, params, random_state=seed, device=device)
-        t0 = time.perf_counter()
-        model.fit(split.train, split.valid, metric=protocol.metric)
-        fit_seconds = time.perf_counter() - t0
+    model, fit_seconds = _fit(model_name, params, split, protocol, seed, device, fitted, fitted_seconds)
     calibration = None
     if isinstance(model, HybridRecommender):
         calibration = calibrate(model, split, protocol.metric)
@@ -584,30 +604,13 @@ def run_cold(
         refit_params = model.refit_params()
         if calibration is not None:
             refit_params.update(cold_scale=calibration["cold_scale"], cold_offset=calibration["cold_offset"])
-        history = model.history_
-        model = create(model_name, {**params, **refit_params}, random_state=seed, device=device)
         test_train = split.full_train()
-        t0 = time.perf_counter()
-        model.fit(test_train, None)
-        fit_seconds = time.perf_counter() - t0
-        model.history_ = history + model.history_ if history else model.history_
+        model, fit_seconds = _refit(model, model_name, {**params, **refit_params}, test_train, seed, device)
     t0 = time.perf_counter()
     test_metrics, test_eval = _cold_metrics(model, split, "test", test_train, protocol, device)
-    eval_seconds = time.perf_counter() - t0
-    result = {
-        "model": model_name,
-        "dataset": data_info,
-        "protocol": protocol_record(protocol),
-        "seed": seed,
-        "params": model.get_params(),
-        "refit_params": refit_params,
-        "cold_start": model.cold_start,
-        "calibration": calibration,
-        "fit_seconds": round(fit_seconds, 4),
-        "eval_seconds": round(eval_seconds, 4),
-        "metrics": {"valid": valid_metrics, "test": test_metrics},
-        "versions": versions(),
-    }
+    result = _record(model_name, model, data_info, protocol, seed, refit_params, fit_seconds,
+                     time.perf_counter() - t0, {"valid": valid_metrics, "test": test_metrics},
+                     cold_start=model.cold_start, calibration=calibration)
     return RunResult(model=model, split=split, result=result, test_eval=test_eval)
 
 
