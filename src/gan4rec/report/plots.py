@@ -538,7 +538,11 @@ def gan_curves(result: Mapping[str, Any]) -> Plot | None:
     caption = ("Adversarial training per epoch of the fit with validation. Left: the generator's and the "
                "discriminator's losses. Right: the discriminator's mean output on real and on generated "
                "(fake) samples; a discriminator that wins outright pushes them to 1 and 0, while 0.5 for both is "
-               "an equilibrium. The dotted line is the epoch early stopping kept.")
+               "an equilibrium. The dotted line is the epoch early stopping kept. IRGAN's generator loss is "
+               "a policy-gradient surrogate with a mean baseline: it sits near 0 whenever the rewards are alike "
+               "and is not a loss that should fall. With few discriminator steps per round (a large D batch on "
+               "small data) D(real) and D(fake) stay near 0.5 and G barely moves from its pre-trained start: a "
+               "weak game, not a broken one (smaller D batches let D separate them, without a better G).")
     return _render("gan", "GAN training: losses and discriminator outputs", caption, draw)
 
 
