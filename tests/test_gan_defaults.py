@@ -19,7 +19,7 @@ GANS = [CFGAN, IRGAN, EASEGAN]
 
 
 def test_cfgan_defaults_are_the_tuned_user_based_setting_with_early_stopping() -> None:
-    tuned = tomllib.loads((ROOT / "configs" / "cfgan-ml100k.toml").read_text())["params"]
+    tuned = tomllib.loads((ROOT / "configs" / "cfgan-ml100k-user.toml").read_text())["params"]
     d = CFGAN.default_params()
     assert d["mode"] == tuned["mode"] == "user" and d["scheme"] == tuned["scheme"] == "zp"
     for key in ("zr_ratio", "pm_ratio", "alpha", "g_lr", "d_lr", "g_l2", "d_l2"):
