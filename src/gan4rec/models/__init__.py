@@ -23,6 +23,7 @@ from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
+from gan4rec.models.hybrid.gar import GAR, GARReg
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
@@ -41,6 +42,8 @@ MODELS: dict[str, type[Recommender]] = {
     "irgan": IRGAN,
     "easegan": EASEGAN,
     "content-knn": ContentKNN,
+    "gar": GAR,
+    "gar-reg": GARReg,
 }
 
 
