@@ -22,6 +22,7 @@ from gan4rec.models.baselines.svd import PureSVD
 from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
+from gan4rec.models.hybrid.content_cfgan import ContentCFGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
 from gan4rec.models.hybrid.gar import GAR, GARReg
 
@@ -44,6 +45,7 @@ MODELS: dict[str, type[Recommender]] = {
     "content-knn": ContentKNN,
     "gar": GAR,
     "gar-reg": GARReg,
+    "content-cfgan": ContentCFGAN,
 }
 
 
