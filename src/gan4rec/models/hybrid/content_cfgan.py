@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -128,6 +128,8 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
 
     codes_: ContentCodes
     _hidden_cache: torch.Tensor | None = None  # (n_items, g_hidden) G's hidden layer of every item, eval
+    _valid_masked: np.ndarray | None = None  # (n_items,) items the running fit's validation never ranks
+    _columns: DeviceCSR | None = None  # item x user training matrix on the device
 
     def __init__(
         self,
@@ -223,10 +225,13 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
                                   weight_decay=float(self.d_l2)),
         }
 
+    def _net(self, name: str) -> _Net:
+        return cast(_Net, self.modules_[name])
+
     def _batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x (b, k), e (b, n_users), k = e + PM (b, n_users), ZR mask (b, n_users))`` of item rows."""
         x = self._codes_t[rows]
-        e = self._columns.dense(rows)
+        e = self._item_rows().dense(rows)
         pm = sample_unobserved_dense(e, float(self.pm_ratio), self.torch_gen_) if self.scheme in ("zp", "pm") \
             else torch.zeros_like(e, dtype=torch.bool)
         zr = sample_unobserved_dense(e, float(self.zr_ratio), self.torch_gen_) if self.scheme in ("zp", "zr") \
@@ -237,13 +242,13 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
         """``g = G(x, m * e)`` with each row's vector dropped with probability ``cond_dropout``."""
         p = float(self.cond_dropout)
         keep = torch.empty((len(e), 1), device=e.device).bernoulli_(1.0 - p, generator=self.torch_gen_)
-        return self.modules_["generator"](x, e * keep)
+        return self._net("generator")(x, e * keep)
 
     def _d_step(self, rows: torch.Tensor) -> float:
         x, e, k, _ = self._batch(rows)
         with torch.no_grad():
             fake = self._generate(x, e) * k  # (b, n_users), a constant for D
-        d = self.modules_["discriminator"]
+        d = self._net("discriminator")
         loss = F.softplus(-d(x, e)).mean() + F.softplus(d(x, fake)).mean()
         opt = self.optimizers_["d"]
         opt.zero_grad(set_to_none=True)
@@ -254,7 +259,7 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
     def _g_step(self, rows: torch.Tensor) -> float:
         x, e, k, zr = self._batch(rows)
         g = self._generate(x, e)  # (b, n_users)
-        loss = F.softplus(-self.modules_["discriminator"](x, g * k)).mean()
+        loss = F.softplus(-self._net("discriminator")(x, g * k)).mean()
         if self.scheme in ("zp", "zr"):
             loss = loss + float(self.alpha) * (g.square() * zr).sum(dim=1).mean()
         opt = self.optimizers_["g"]
@@ -282,11 +287,15 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
         self._bind(train)
         self._warm_rows = np.flatnonzero(self.warm_)
 
-    def _bind(self, seen: Interactions) -> None:
-        """Device copies of the codes and of the item x user training matrix."""
+    def _bind(self, seen: Interactions) -> DeviceCSR:
+        """Device copies of the codes and of the item x user training matrix (returned)."""
         cols = sp.csr_matrix(seen.csr().T)  # (n_items, n_users)
         self._columns = DeviceCSR(cols.indptr, cols.indices, seen.n_users, self.device_)
         self._codes_t = torch.as_tensor(self.codes_.encode(self.features_), device=self.device_)
+        return self._columns
+
+    def _item_rows(self) -> DeviceCSR:
+        return self._columns if self._columns is not None else self._bind(self.seen_)
 
     def _passes(self, steps: int, batch_size: int, step: Any) -> list[float]:
         losses = []
@@ -309,18 +318,17 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
     def _hidden_all(self) -> torch.Tensor:
         """``(n_items, g_hidden)``: G's hidden layer of every item, conditioned on its full training vector."""
         if self._hidden_cache is None:
-            if getattr(self, "_columns", None) is None:
-                self._bind(self.seen_)
-            gen = self.modules_["generator"]
+            columns = self._item_rows()
+            gen = self._net("generator")
             parts = []
             for start in range(0, self.n_items, 2048):
                 rows = torch.arange(start, min(start + 2048, self.n_items), device=self.device_)
-                parts.append(gen.hidden_layer(self._codes_t[rows], self._columns.dense(rows)))
+                parts.append(gen.hidden_layer(self._codes_t[rows], columns.dense(rows)))
             self._hidden_cache = torch.cat(parts)
         return self._hidden_cache
 
     def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
-        out = self.modules_["generator"].out
+        out = self._net("generator").out
         return out.weight[users] @ self._hidden_all().T + out.bias[users][:, None]  # (n, n_items)
 
     def valid_score(self, users: np.ndarray) -> torch.Tensor:
@@ -335,7 +343,7 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
         return TorchRecommender._score(self, users)
 
     def _score_content(self, users: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
-        gen = self.modules_["generator"].eval()
+        gen = self._net("generator").eval()
         with torch.no_grad():
             x = torch.as_tensor(self.codes_.encode(features), device=self.device_)  # (m, k)
             h = gen.hidden_layer(x, torch.zeros((len(x), self.n_users), device=self.device_))  # (m, hidden)
@@ -353,6 +361,6 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
         for key in ("codes.idf", "codes.components"):
             if arrays.pop(key, None) is None:
                 raise ArtifactError(f"saved {self.name} model lacks {key!r}")
-        self._columns = None  # type: ignore[assignment]
+        self._columns = None
         self._hidden_cache = None
         TorchRecommender._set_state(self, arrays, meta)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def fit_backbone(
     valid: Interactions | None,
     warm: np.ndarray,
     *,
-    random_state: int | np.random.Generator | None,
+    random_state: int | None,
     device: str | None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """Fit the pretrained factor model: ``(model, user factors (n_users, f), item factors (n_items, f))``.
@@ -175,18 +176,21 @@ class Tower(nn.Module):
     def __init__(self, n_in: int, sizes: Sequence[int], *, p_drop: float, bn_input: bool) -> None:
         super().__init__()
         self.p_drop = float(p_drop)
-        self.bn_in = nn.BatchNorm1d(n_in, affine=False) if bn_input else None
+        self.bn_in: nn.BatchNorm1d | None = nn.BatchNorm1d(n_in, affine=False) if bn_input else None
         widths = [n_in, *sizes]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
-        for lin in self.linears:
+        linears = [nn.Linear(a, b) for a, b in itertools.pairwise(widths)]
+        for lin in linears:
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.linears = nn.ModuleList(linears)
         self.norms = nn.ModuleList(nn.BatchNorm1d(w) for w in sizes[:-1])
+        self._lin: list[nn.Linear] = linears  # typed views of the same modules
+        self._norm: list[nn.BatchNorm1d] = list(self.norms)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         h = self.bn_in(x) if self.bn_in is not None else x
-        h = self.linears[0](h)
-        for norm, lin in zip(self.norms, self.linears[1:], strict=True):
+        h = self._lin[0](h)
+        for norm, lin in zip(self._norm, self._lin[1:], strict=True):
             h = torch.tanh(norm(h))
             if self.training and gen is not None:
                 h = dropout(h, self.p_drop, gen)
@@ -195,7 +199,7 @@ class Tower(nn.Module):
 
     def weight_sq(self) -> torch.Tensor:
         """``sum |W|^2 / 2`` over the linear weights (TensorFlow's ``l2_regularizer`` without the coefficient)."""
-        total = self.linears[0].weight.new_zeros(())
-        for lin in self.linears:
+        total = self._lin[0].weight.new_zeros(())
+        for lin in self._lin:
             total = total + lin.weight.square().sum()
         return total / 2

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,7 +71,14 @@ from gan4rec.data.sampling import NegativeSampler
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender
-from gan4rec.models.hybrid.gan_parts import BACKBONES, ContentCodes, Tower, check_layers, fit_backbone, loop_validation
+from gan4rec.models.hybrid.gan_parts import (
+    BACKBONES,
+    ContentCodes,
+    Tower,
+    check_layers,
+    fit_backbone,
+    loop_validation,
+)
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train.seeding import to_numpy_rng
 
@@ -132,6 +139,7 @@ class GAR(HybridRecommender, TorchRecommender):
     item_emb_: np.ndarray  # (n_items, f) backbone item factors (rows of cold items unused)
     codes_: ContentCodes
     _item_reps: torch.Tensor | None = None  # (n_items, d) MLP_I(w_i) of the current weights, eval mode
+    _valid_masked: np.ndarray | None = None  # (n_items,) items the running fit's validation never ranks
 
     def __init__(
         self,
@@ -218,13 +226,16 @@ class GAR(HybridRecommender, TorchRecommender):
         return {"g": torch.optim.Adam(modules["generator"].parameters(), lr=float(self.g_lr)),
                 "d": torch.optim.Adam(rec, lr=float(self.d_lr))}
 
+    def _tower(self, name: str) -> Tower:
+        return cast(Tower, self.modules_[name])
+
     def _rec(self, users: torch.Tensor, items: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         """``R(u, i)`` of aligned embedding rows ``(b, f)``, ``(b, f)`` -> ``(b,)``."""
-        return (self.modules_["user_tower"](users, gen) * self.modules_["item_tower"](items, gen)).sum(dim=1)
+        return (self._tower("user_tower")(users, gen) * self._tower("item_tower")(items, gen)).sum(dim=1)
 
     def _rec_loss(self, eu: torch.Tensor, ei: torch.Tensor, ej: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         """One step of R: ``L_R`` on a batch (user, positive, negative embeddings ``(b, f)``, codes ``(b, k)``)."""
-        g = self.modules_["generator"]
+        g = self._tower("generator")
         g.eval()
         with torch.no_grad():
             fake = g(xi)  # (b, f), a constant for R
@@ -235,12 +246,12 @@ class GAR(HybridRecommender, TorchRecommender):
         r = self._rec(eu.repeat(3, 1), torch.cat([ei, ej, fake]), self.torch_gen_).view(3, b)
         beta = float(self.beta)
         loss = F.softplus(-(r[0] - (1.0 - beta) * r[2] - beta * r[1])).mean()
-        return loss + float(self.reg) * (self.modules_["user_tower"].weight_sq()
-                                         + self.modules_["item_tower"].weight_sq())
+        return loss + float(self.reg) * (self._tower("user_tower").weight_sq()
+                                         + self._tower("item_tower").weight_sq())
 
     def _gen_loss(self, eu: torch.Tensor, ei: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of G: ``(L_G, the L1 term)`` on a batch."""
-        g = self.modules_["generator"]
+        g = self._tower("generator")
         g.train()
         fake = g(xi, self.torch_gen_)  # (b, f)
         sim = (fake - ei).abs().mean()
@@ -331,15 +342,15 @@ class GAR(HybridRecommender, TorchRecommender):
             if items is None:
                 items = self._item_t = torch.as_tensor(self.item_emb_, device=self.device_)
             warm = torch.as_tensor(self.warm_, device=self.device_)
-            w = torch.where(warm[:, None], items, self.modules_["generator"](codes))  # (n_items, f)
-            self._item_reps = self.modules_["item_tower"](w)
+            w = torch.where(warm[:, None], items, self._tower("generator")(codes))  # (n_items, f)
+            self._item_reps = self._tower("item_tower")(w)
         return self._item_reps
 
     def _user_reps(self, users: torch.Tensor) -> torch.Tensor:
         u = getattr(self, "_user_t", None)
         if u is None:
             u = self._user_t = torch.as_tensor(self.user_emb_, device=self.device_)
-        return self.modules_["user_tower"](u[users])  # (n, d)
+        return self._tower("user_tower")(u[users])  # (n, d)
 
     def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_reps(users) @ self._reps().T  # (n, n_items)
@@ -360,7 +371,7 @@ class GAR(HybridRecommender, TorchRecommender):
             m.eval()
         with torch.no_grad():
             codes = torch.as_tensor(self.codes_.encode(features), device=self.device_)  # (m, k)
-            reps = self.modules_["item_tower"](self.modules_["generator"](codes))  # (m, d)
+            reps = self._tower("item_tower")(self._tower("generator")(codes))  # (m, d)
             u = self._user_reps(torch.as_tensor(users, device=self.device_))
             return (u @ reps.T).float().cpu().numpy()
 
