@@ -197,7 +197,8 @@ def main() -> int:
     for model in args.models.split(","):
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", model]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout,
+                                  env=env)
             lines = proc.stdout.strip().splitlines()
             row = json.loads(lines[-1]) if lines else {"model": model, "error": (proc.stderr.strip()
                                                                                .splitlines() or ["?"])[-1]}
