@@ -187,6 +187,11 @@ def test_text_table_tfidf(tmp_path: Path) -> None:
         read_text_table(f, m)
     with pytest.raises(DataError, match="no term left"):
         tfidf(["", " "])
+    with pytest.raises(DataError, match="min_df=0"):
+        tfidf(["a b"], min_df=0)
+    with pytest.raises(DataError, match="max_features=0"):
+        tfidf(["a b"], max_features=0)
+    assert tfidf(["aa bb", "aa cc"], min_df=0.6)[1].tolist() == ["aa"]
 
 
 def test_relations(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The shared hybrid pieces: content, calibration, new items; and content-knn on a synthetic cold-start case.
 
 The synthetic case (``cold_case``): 3 taste groups of 20 users; 60 items, 20 per group, each item's
-content is its group's word (one-hot column) plus noise words. A user interacts with most items of their
+content is its group's word (counted 9 times) plus one noise word. A user interacts with most items of their
 group. Expected answer: a content model ranks a cold item of a user's group above cold items of other
 groups, so its cold-task NDCG is far above chance; a pure CF model cannot (cold items tie).
 """
@@ -37,8 +37,8 @@ def make_cold_case(seed: int = 0) -> Interactions:
                 items.append(i)
     group = np.arange(n_items) // ITEMS_PER
     words = np.zeros((n_items, N_GROUPS + NOISE), dtype=np.float32)
-    words[np.arange(n_items), group] = 2.0
-    noise = rng.integers(0, NOISE, size=(n_items, 2)) + N_GROUPS
+    words[np.arange(n_items), group] = 9.0
+    noise = rng.integers(0, NOISE, size=(n_items, 1)) + N_GROUPS
     words[np.arange(n_items)[:, None], noise] = 1.0
     return Interactions.from_indices(
         np.array(users), np.array(items), IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
@@ -105,3 +105,26 @@ def test_score_new_items_matches_cold_items(cold_split) -> None:
     np.testing.assert_allclose(new, model.score(users)[:, cold], rtol=1e-5, atol=1e-6)
     with pytest.raises(DataError, match="features have shape"):
         model.score_new_items(users, np.ones((2, 3)))
+
+
+def test_item_content_skips_text_features() -> None:
+    inter = Interactions.from_indices(
+        np.array([0, 1]), np.array([0, 1]), IdMap(np.arange(2)), IdMap(np.arange(3)),
+        item_features={"title": np.array(["a", "b", "c"]), "genres": np.eye(3, dtype=np.uint8)},
+    )
+    assert item_content(inter, None).shape == (3, 3)
+    with pytest.raises(DataError, match="not numeric"):
+        item_content(inter, "title")
+
+
+def test_calibrate_refuses_a_cf_model(cold_split) -> None:
+    model = create("toppop").fit(cold_split.train)
+    with pytest.raises(DataError, match="cold-start hybrid"):
+        calibrate(model, cold_split)  # type: ignore[arg-type]
+
+
+def test_calibration_grid_starts_with_identity(cold_split) -> None:
+    model = create("content-knn", {"k": 20}).fit(cold_split.train)
+    info = calibrate(model, cold_split)
+    assert info["grid"][0][:2] == [1.0, 0.0] and info["uncalibrated"] == info["grid"][0][2]
+    assert len(info["grid"]) > 5

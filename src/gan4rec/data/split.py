@@ -54,6 +54,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -758,22 +759,22 @@ class ColdSplit(Split):
         on_cold = self.cold_mask(which)[part.indices]
         return part.subset(on_cold if cold else ~self.cold_mask()[part.indices])
 
-    @property
+    @cached_property
     def warm_valid(self) -> Interactions:
         """Validation interactions on warm items (possibly empty)."""
         return self._part(self.valid, "all", cold=False)
 
-    @property
+    @cached_property
     def cold_valid(self) -> Interactions:
         """Every interaction on a cold-validation item."""
         return self._part(self.valid, "valid", cold=True)
 
-    @property
+    @cached_property
     def warm_test(self) -> Interactions:
         """Test interactions on warm items (possibly empty)."""
         return self._part(self.test, "all", cold=False)
 
-    @property
+    @cached_property
     def cold_test(self) -> Interactions:
         """Every interaction on a cold-test item."""
         return self._part(self.test, "test", cold=True)

@@ -24,7 +24,10 @@ from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
 from gan4rec.models.hybrid.content_cfgan import ContentCFGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
+from gan4rec.models.hybrid.dropoutnet import DropoutNet
+from gan4rec.models.hybrid.ease_side import EASESide
 from gan4rec.models.hybrid.gar import GAR, GARReg
+from gan4rec.models.hybrid.ridge_map import RidgeMap
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
@@ -43,6 +46,9 @@ MODELS: dict[str, type[Recommender]] = {
     "irgan": IRGAN,
     "easegan": EASEGAN,
     "content-knn": ContentKNN,
+    "ridge-map": RidgeMap,
+    "ease-side": EASESide,
+    "dropoutnet": DropoutNet,
     "gar": GAR,
     "gar-reg": GARReg,
     "content-cfgan": ContentCFGAN,

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from gan4rec.artifacts import atomic_write_bytes
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Feature, Interactions
-from gan4rec.data.io.common import Locator, check_exists, encode_ids, one_line
+from gan4rec.data.io.common import Locator, check_exists, encode_ids, is_rust_panic, one_line
 from gan4rec.data.io.delimited import text_fields
 from gan4rec.errors import DataError
 
@@ -94,10 +94,15 @@ def _table(
             names = list(pl.read_parquet_schema(path))
             _need(path, names, columns)
             wanted = [c for c in (*columns, *optional) if c in names]
-            df = pl.read_parquet(path, columns=wanted)
+            df = pl.read_parquet(path, columns=wanted).with_columns(
+                pl.all().cast(pl.String), pl.int_range(0, pl.len(), dtype=pl.Int64).alias("_key")
+            )
         except (pl.exceptions.PolarsError, OSError) as e:
             raise DataError(f"{path} is not a readable parquet file ({one_line(e)})") from e
-        df = df.with_columns(pl.all().cast(pl.String), pl.int_range(0, pl.len(), dtype=pl.Int64).alias("_key"))
+        except BaseException as e:  # a panic in polars' decoder on a damaged file
+            if not is_rust_panic(e):
+                raise
+            raise DataError(f"{path} is not a readable parquet file (corrupt data: the decoder failed)") from e
         return df, Locator(path, "row")
     if sep is None:
         sep = "\t" if suffix == ".tsv" else ","
@@ -203,7 +208,10 @@ def read_feature_table(
 def tfidf(
     texts: Sequence[str], *, max_features: int | None = None, min_df: float = 1
 ) -> tuple[sp.csr_matrix, np.ndarray]:
-    """TF-IDF of texts with scikit-learn's ``TfidfVectorizer`` (l2-normalised rows, English-agnostic).
+    """TF-IDF of texts with scikit-learn's ``TfidfVectorizer``.
+
+    Its defaults otherwise: lower-cased words of two or more letters or digits, no stop-word list, smooth
+    idf, rows scaled to unit length.
 
     Parameters
     ----------
@@ -221,8 +229,14 @@ def tfidf(
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    if max_features is not None and (isinstance(max_features, bool) or int(max_features) < 1):
+    if max_features is not None and (
+        isinstance(max_features, bool) or not isinstance(max_features, int) or max_features < 1
+    ):
         raise DataError(f"max_features={max_features!r}; expected a positive integer or None")
+    if isinstance(min_df, bool) or not (
+        (isinstance(min_df, int) and min_df >= 1) or (isinstance(min_df, float) and 0 < min_df <= 1)
+    ):
+        raise DataError(f"min_df={min_df!r}; expected a document count >= 1 or a share in (0, 1]")
     vec = TfidfVectorizer(max_features=max_features, min_df=min_df, dtype=np.float32)
     try:
         X = vec.fit_transform(list(texts))
@@ -268,11 +282,12 @@ def read_text_table(
     _non_empty(df, id_column, loc)
     _non_empty(df, text_column, loc)
     df, rows, dropped = _index(df, id_column, idmap, loc, on_unknown)
-    seen = np.zeros(len(idmap), dtype=bool)
-    for j, r in enumerate(rows):
-        if seen[r]:
-            raise DataError(f"{loc.where(int(df['_key'][j]))}: {id_column} {df[id_column][j]!r} has a second text")
-        seen[r] = True
+    _, first = np.unique(rows, return_index=True)
+    if len(first) < len(rows):
+        is_first = np.zeros(len(rows), dtype=bool)
+        is_first[first] = True
+        j = int(np.flatnonzero(~is_first)[0])
+        raise DataError(f"{loc.where(int(df['_key'][j]))}: {id_column} {df[id_column][j]!r} has a second text")
     texts = [""] * len(idmap)
     for r, t in zip(rows.tolist(), df[text_column].to_list(), strict=True):
         texts[r] = t

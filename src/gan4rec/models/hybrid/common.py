@@ -5,7 +5,7 @@ and the content of every item, so it can also rank cold items, which have featur
 
 Content
     The param ``item_features`` names the item features the model reads (a name, a list of names, or
-    ``None`` for all of ``train.item_features``). At fit they become one CSR matrix,
+    ``None`` for all numeric ones of ``train.item_features``). At fit they become one CSR matrix,
     :func:`item_content` (:func:`gan4rec.data.features.feature_matrix`), kept as ``features_``
     ``(n_items, n_features)`` and saved with the model, so the model can score any item from a feature row
     in the same columns. Without any item feature (``item_features=None`` on data that carries none, e.g.
@@ -71,12 +71,19 @@ _CACHE_BYTES = 1 << 30
 def item_content(train: Interactions, names: str | Sequence[str] | None) -> sp.csr_matrix:
     """The item content a hybrid reads: ``(n_items, n_features)`` float32 CSR, zero columns if none.
 
-    ``names=None`` means all of ``train.item_features`` (and none at all is allowed: the model then falls
-    back to collaborative filtering); a name that is not there is a :class:`DataError`.
+    ``names=None`` means all numeric ones of ``train.item_features``, sorted by name (text features such as
+    MovieLens titles are left out; none at all is allowed: the model then falls back to collaborative
+    filtering); a name that is not there, or a text feature named explicitly, is a :class:`DataError`.
     """
-    if names is None and not train.item_features:
-        log.info("no item features in the training data; the hybrid falls back to collaborative filtering")
-        return sp.csr_matrix((train.n_items, 0), dtype=np.float32)
+    if names is None:
+        names = sorted(n for n, v in train.item_features.items() if sp.issparse(v) or np.asarray(v).dtype.kind in "biuf")
+        skipped = sorted(set(train.item_features) - set(names))
+        if skipped:
+            log.info("item features %s are not numeric; left out of the content", ", ".join(skipped))
+        if not names:
+            log.info("no numeric item features in the training data; the hybrid falls back to collaborative "
+                     "filtering")
+            return sp.csr_matrix((train.n_items, 0), dtype=np.float32)
     if names is not None and not isinstance(names, str):
         names = list(names)
         if not all(isinstance(n, str) for n in names):
