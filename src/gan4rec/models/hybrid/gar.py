@@ -6,8 +6,11 @@ authors' TensorFlow code (zfnWong/GAR, ``GAR/GAR.py``), which is where the exact
 
 Inputs (fixed during training). A pretrained factor model, the *backbone* (``bpr`` or ``ials`` from the
 registry, fitted first on the same training data), gives user embeddings ``e_u`` ``(n_users, f)`` and warm
-item embeddings ``e_i`` ``(n_items, f)`` (:func:`~gan4rec.models.hybrid.common.cf_factors`). Each item
-has a content code ``x_i`` ``(n_items, k)`` (:class:`~gan4rec.models.hybrid.gan_parts.ContentCodes`).
+item embeddings ``e_i`` ``(n_items, f)`` (:func:`~gan4rec.models.hybrid.common.cf_factors`), rescaled so
+that the warm items' embeddings have unit root mean square (the users' by the inverse, so ``e_u . e_i``
+is unchanged): the L1 term below then has the same weight whatever the backbone's scale (iALS factors
+are of order 0.05, where it would vanish next to the adversarial term). Each item has a content code
+``x_i`` ``(n_items, k)`` (:class:`~gan4rec.models.hybrid.gan_parts.ContentCodes`).
 
 Players::
 
@@ -270,8 +273,13 @@ class GAR(HybridRecommender, TorchRecommender):
         self._check_params()
         seed = int(to_numpy_rng(self.random_state).integers(2**31)) if not isinstance(
             self.random_state, (int, np.integer)) else int(self.random_state)
-        backbone, self.user_emb_, self.item_emb_ = fit_backbone(
+        backbone, user, item = fit_backbone(
             self.backbone, self.backbone_params, train, valid, self.warm_, random_state=seed, device=self.device)
+        # Warm item embeddings to unit RMS (users by the inverse: the backbone's scores are unchanged), so
+        # the L1 term weighs the same for any backbone (iALS factors are of order 0.05).
+        rms = float(np.sqrt(np.mean(np.square(item[self.warm_], dtype=np.float64)))) if self.warm_.any() else 1.0
+        rms = rms if rms > 0 else 1.0
+        self.user_emb_, self.item_emb_ = (user * rms).astype(np.float32), (item / rms).astype(np.float32)
         self.backbone_refit_ = backbone.refit_params()
         self.codes_ = ContentCodes.fit(self.features_, self.warm_, int(self.content_dim), self.weighting, seed)
         loop_valid, self._valid_masked = loop_validation(valid, self.warm_)
