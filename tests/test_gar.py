@@ -162,3 +162,20 @@ def test_without_features_cold_items_tie(split) -> None:
     model = create("gar", {**FAST, "epochs": 2}, random_state=0).fit(bare)
     scores = model.score(np.arange(3))[:, split.cold_test_items]
     assert np.all(scores == scores[:, :1])
+
+
+def test_backbone_scorer_keeps_the_backbone_warm_scores(fitted, split) -> None:
+    model = fitted["gar"]
+    users = np.arange(split.train.n_users)
+    model.score_with = "backbone"
+    try:
+        scores = model.score(users)
+        warm = model.warm_
+        np.testing.assert_allclose(scores[:, warm], (model.user_emb_ @ model.item_emb_.T)[:, warm], rtol=1e-4,
+                                   atol=1e-5)
+        assert cold_auc(scores, split.cold_test_items) > 0.8
+        new = model.score_new_items(users, model.features_[split.cold_test_items])
+        np.testing.assert_allclose(new, scores[:, split.cold_test_items], rtol=1e-5, atol=1e-5)
+    finally:
+        model.score_with = "recommender"
+    assert not np.allclose(model.score(users), scores)

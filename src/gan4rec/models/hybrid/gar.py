@@ -40,7 +40,8 @@ both go through the recommender's towers::
 
     s(u, i) = MLP_U(e_u) . MLP_I(w_i),   w_i = e_i if i is warm else G(x_i)
 
-so warm items are ranked by R (not by the backbone). The cold scores are then calibrated by
+so warm items are ranked by R (not by the backbone); ``score_with="backbone"`` scores
+``s(u, i) = e_u . w_i`` instead (warm items as the backbone ranks them). The cold scores are then calibrated by
 ``cold_scale`` / ``cold_offset`` (:class:`~gan4rec.models.hybrid.common.HybridRecommender`).
 
 Epochs and validation. An epoch visits every training pair once in random order (mini-batches of
@@ -85,9 +86,13 @@ from gan4rec.models.hybrid.gan_parts import (
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train.seeding import to_numpy_rng
 
-__all__ = ["GAR", "GARReg"]
+__all__ = ["GAR", "SCORERS", "GARReg"]
 
 log = logging.getLogger(__name__)
+
+#: How items are scored: through the recommender's towers (the authors' final code) or by the backbone's
+#: dot product with generated embeddings for cold items (their first code, ``GAR/main.py``).
+SCORERS: tuple[str, ...] = ("recommender", "backbone")
 
 
 class GAR(HybridRecommender, TorchRecommender):
@@ -121,6 +126,11 @@ class GAR(HybridRecommender, TorchRecommender):
     epochs, eval_every, patience
         Maximum epochs; validate every ``eval_every`` epochs; stop after ``patience`` validations without
         improvement (``None``: run all). The best validated epoch's weights are kept.
+    score_with
+        ``"recommender"``: ``s(u, i) = MLP_U(e_u) . MLP_I(w_i)`` (the authors' final code);
+        ``"backbone"``: ``s(u, i) = e_u . w_i``, warm items keep the backbone's scores and cold items are
+        scored by the backbone with their generated embedding (the authors' first code). Scoring only:
+        training is the same; validation during fit scores this way too.
     cold_scale, cold_offset
         Calibration of cold-item scores (:func:`~gan4rec.models.hybrid.common.calibrate`).
     device, random_state, n_threads
@@ -165,6 +175,7 @@ class GAR(HybridRecommender, TorchRecommender):
         epochs: int = 100,
         eval_every: int = 1,
         patience: int | None = 10,
+        score_with: str = "recommender",
         cold_scale: float = 1.0,
         cold_offset: float = 0.0,
         device: str | None = None,
@@ -189,6 +200,7 @@ class GAR(HybridRecommender, TorchRecommender):
         self.epochs = epochs
         self.eval_every = eval_every
         self.patience = patience
+        self.score_with = score_with
         self.cold_scale = cold_scale
         self.cold_offset = cold_offset
         self.device = device
@@ -201,6 +213,8 @@ class GAR(HybridRecommender, TorchRecommender):
             raise DataError(f"backbone={self.backbone!r}; expected one of {', '.join(BACKBONES)}")
         if self.weighting not in WEIGHTINGS:
             raise DataError(f"weighting={self.weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
+        if self.score_with not in SCORERS:
+            raise DataError(f"score_with={self.score_with!r}; expected one of {', '.join(SCORERS)}")
         check_int(self.content_dim, "content_dim")
         check_float(self.alpha, "alpha", high=1.0)
         check_float(self.beta, "beta", high=1.0)
@@ -342,7 +356,7 @@ class GAR(HybridRecommender, TorchRecommender):
     # ------------------------------------------------------------------ scoring
     def _reps(self) -> torch.Tensor:
         """``(n_items, d)``: ``MLP_I(w_i)`` with ``w_i`` real for warm items, generated for the others."""
-        if self._item_reps is None:
+        if self._item_reps is None or getattr(self, "_reps_for", None) != self.score_with:
             codes = getattr(self, "_codes_t", None)
             if codes is None:
                 codes = self._codes_t = torch.as_tensor(self.codes_.encode(self.features_), device=self.device_)
@@ -351,14 +365,19 @@ class GAR(HybridRecommender, TorchRecommender):
                 items = self._item_t = torch.as_tensor(self.item_emb_, device=self.device_)
             warm = torch.as_tensor(self.warm_, device=self.device_)
             w = torch.where(warm[:, None], items, self._tower("generator")(codes))  # (n_items, f)
-            self._item_reps = self._tower("item_tower")(w)
+            self._item_reps = self._item_side(w)
+            self._reps_for = self.score_with
         return self._item_reps
 
     def _user_reps(self, users: torch.Tensor) -> torch.Tensor:
         u = getattr(self, "_user_t", None)
         if u is None:
             u = self._user_t = torch.as_tensor(self.user_emb_, device=self.device_)
-        return self._tower("user_tower")(u[users])  # (n, d)
+        return u[users] if self.score_with == "backbone" else self._tower("user_tower")(u[users])  # (n, d)
+
+    def _item_side(self, w: torch.Tensor) -> torch.Tensor:
+        """Item embeddings ``(m, f)`` as scored: through ``MLP_I``, or as they are (``score_with="backbone"``)."""
+        return w if self.score_with == "backbone" else self._tower("item_tower")(w)
 
     def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
         return self._user_reps(users) @ self._reps().T  # (n, n_items)
@@ -379,7 +398,7 @@ class GAR(HybridRecommender, TorchRecommender):
             m.eval()
         with torch.no_grad():
             codes = torch.as_tensor(self.codes_.encode(features), device=self.device_)  # (m, k)
-            reps = self._tower("item_tower")(self._tower("generator")(codes))  # (m, d)
+            reps = self._item_side(self._tower("generator")(codes))  # (m, d)
             u = self._user_reps(torch.as_tensor(users, device=self.device_))
             return (u @ reps.T).float().cpu().numpy()
 
@@ -450,6 +469,7 @@ class GARReg(GAR):
         epochs: int = 100,
         eval_every: int = 1,
         patience: int | None = 10,
+        score_with: str = "recommender",
         cold_scale: float = 1.0,
         cold_offset: float = 0.0,
         device: str | None = None,
@@ -461,6 +481,6 @@ class GARReg(GAR):
             content_dim=content_dim, weighting=weighting, alpha=alpha, beta=beta, g_hidden=g_hidden,
             d_hidden=d_hidden, g_dropout=g_dropout, d_dropout=d_dropout, g_lr=g_lr, d_lr=d_lr, reg=reg,
             batch_size=batch_size, epochs=epochs, eval_every=eval_every, patience=patience,
-            cold_scale=cold_scale, cold_offset=cold_offset, device=device, random_state=random_state,
+            score_with=score_with, cold_scale=cold_scale, cold_offset=cold_offset, device=device, random_state=random_state,
             n_threads=n_threads,
         )
