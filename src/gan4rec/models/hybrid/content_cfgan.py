@@ -36,6 +36,11 @@ times the output weights of the users asked for. Validation as in GAR
 This is plain autograd on dense mini-batches (CFGAN's hand-written gradients and sparse gathers are
 private speed machinery); a step costs ``O(batch x n_users x hidden)``. User features in the condition
 are not supported. Without item features the codes are constant and cold items all score alike.
+
+Status: it ranks cold items by content on the synthetic tests, but on CiteULike-t (cold split seed 0,
+4 epochs of the defaults) its cold validation NDCG@20 stayed near chance (0.0035; GAR 0.16, see
+``benchmarks/results/issue18-preregistration.md``): D separates real from generated user vectors in
+the first epoch, and G's content-only generation never catches up.
 """
 
 from __future__ import annotations
