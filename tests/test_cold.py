@@ -188,6 +188,8 @@ def test_cold_evaluation_errors() -> None:
     with pytest.raises(DataError, match="train holds interactions on cold items"):
         evaluate_cold(lambda u: scores[u], split, train=split.train.__class__.from_indices(
             np.array([0]), np.array([5]), split.train.user_map, split.train.item_map))
+    with pytest.raises(DataError, match="train holds valid interactions"):
+        evaluate_cold(lambda u: scores[u], split, part="valid", train=split.full_train())
     with pytest.raises(DataError, match="task 'hot' is unknown"):
         evaluate_cold(lambda u: scores[u], split, tasks=["hot"])
     with pytest.raises(DataError, match="part='train'"):

@@ -324,3 +324,24 @@ def test_citeulike_t_real(shared_datasets: Path, monkeypatch: pytest.MonkeyPatch
     split = cold_items(data, random_state=0)
     assert len(split.cold_valid_items) + len(split.cold_test_items) == 5195  # 20 % of 25,975
     assert not split.cold_mask()[split.train.indices].any()
+
+
+def test_add_items_keeps_old_indices_and_appends_feature_rows() -> None:
+    inter = _inter(words=_words(), cites=_links(), genre=np.arange(5))
+    new_words = sp.csr_matrix(np.array([[0, 4, 0]], dtype=np.float32))
+    new_links = sp.csr_matrix(([1.0], ([0], [2])), shape=(1, 6))  # item 60 links to item 30
+    grown = inter.add_items([60], {"words": new_words, "cites": new_links, "genre": [7]})
+    assert grown.item_map.ids.tolist() == [10, 20, 30, 40, 50, 60] and grown.nnz == inter.nnz
+    np.testing.assert_array_equal(grown.indices, inter.indices)  # every old index keeps its meaning
+    np.testing.assert_array_equal(grown.item_features["words"].toarray()[5], [0, 4, 0])
+    cites = grown.item_features["cites"].toarray()
+    assert cites.shape == (6, 6) and cites[5, 2] == 1 and not cites[:5, 5].any()
+    assert grown.item_features["genre"].tolist() == [0, 1, 2, 3, 4, 7]
+    with pytest.raises(DataError, match="ids must be unique"):
+        inter.add_items([10], {"words": new_words, "cites": new_links, "genre": [7]})
+    with pytest.raises(DataError, match="the new item ids are str ids; the item map holds int ids"):
+        inter.add_items(["x"], {"words": new_words, "cites": new_links, "genre": [7]})
+    with pytest.raises(DataError, match="item feature 'genre' has no rows for the new items"):
+        inter.add_items([60], {"words": new_words, "cites": new_links})
+    with pytest.raises(DataError, match=r"item feature 'words' for the new items has shape \(1, 2\), expected \(1, 3\)"):
+        inter.add_items([60], {"words": np.ones((1, 2)), "cites": new_links, "genre": [7]})

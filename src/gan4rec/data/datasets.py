@@ -211,8 +211,8 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "citeulike-t": DatasetSpec(
         name="citeulike-t", layout="citeulike", licence="research use; no licence file: do not redistribute",
-        description="CiteULike-t (Wang, Chen and Li, IJCAI 2013): 134,860 articles saved by 7,947 users, "
-        "25,975 articles; implicit; item text (20,000 words), tags and citations; local copy only",
+        description="CiteULike-t (Wang, Chen and Li, IJCAI 2013): 134,860 saves of 25,975 articles by 7,947 "
+        "users; implicit; article text (20,000 words), tags and citations; local copy only, no download",
         sha256={"users.dat": "02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf",
                 "mult.dat": "5ed81e6fdbf8d475122d4a18d622202571ac80f27be017e194a1957da585283d"},
     ),

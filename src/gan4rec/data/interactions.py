@@ -481,6 +481,51 @@ class Interactions:
             item_features={k: _take_rows(v, used_i) for k, v in self.item_features.items()},
         )
 
+    def add_items(self, ids: Any, item_features: Mapping[str, Any] | None = None) -> Interactions:
+        """The same interactions over an item map extended by new items (e.g. at serve time).
+
+        The new ids are APPENDED to the item map, so every existing item index keeps its meaning (a model's
+        item tables stay valid and only need rows for the new items). Every item feature needs the new
+        items' rows in ``item_features`` (same name, one row per new id, same width). A square sparse
+        feature (links among items) gets the new rows with ``n_old + n_new`` columns, and its old rows gain
+        zero columns for the new items.
+
+        Raises
+        ------
+        DataError
+            An id already in the map (or of the other kind, int vs str), a missing, unknown or
+            wrongly-shaped feature.
+        """
+        added = IdMap(np.asarray(ids).reshape(-1))  # checks the ids: all int or all str, unique, no floats
+        if added.kind != self.item_map.kind:
+            raise DataError(f"the new item ids are {added.kind} ids; the item map holds {self.item_map.kind} ids")
+        item_map = IdMap(np.concatenate([self.item_map.ids, added.ids]))
+        new_ids = added.ids
+        given = dict(item_features or {})
+        extra = sorted(set(given) - set(self.item_features))
+        if extra:
+            raise DataError(f"item feature {extra[0]!r} is unknown; the item features are: {sorted(self.item_features)}")
+        n_old, n_new = self.n_items, len(new_ids)
+        feats: dict[str, Any] = {}
+        for name, old in self.item_features.items():
+            if name not in given:
+                raise DataError(f"item feature {name!r} has no rows for the new items; pass item_features={{{name!r}: ...}}")
+            rows = given[name]
+            square = sp.issparse(old) and old.shape[0] == old.shape[1]
+            width = n_old + n_new if square else (old.shape[1] if old.ndim > 1 else None)
+            shape = rows.shape if hasattr(rows, "shape") else np.shape(rows)
+            if shape[0] != n_new or (width is not None and (len(shape) < 2 or shape[1] != width)):
+                raise DataError(f"item feature {name!r} for the new items has shape {shape}, expected ({n_new}, {width})")
+            if sp.issparse(old):
+                top = sp.hstack([old, sp.csr_matrix((n_old, n_new), dtype=old.dtype)]) if square else old
+                feats[name] = sp.vstack([top, sp.csr_matrix(rows, dtype=old.dtype)], format="csr")
+            else:
+                feats[name] = np.concatenate([old, np.asarray(rows, dtype=old.dtype)])
+        return Interactions(
+            self.indptr, self.indices, self.user_map, item_map, ratings=self.ratings, timestamps=self.timestamps,
+            user_features=self.user_features, item_features=feats,
+        )
+
     def same_space(self, other: Interactions) -> bool:
         """Whether ``other`` indexes the same users and items (the maps are equal)."""
         return (self.user_map is other.user_map or self.user_map == other.user_map) and (
