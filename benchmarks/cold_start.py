@@ -5,7 +5,8 @@ validation, half for test; warm interactions 80/10/10) each model, in its own su
 its own):
 
 1. is tuned with Optuna's TPE sampler (seeded) for ``--trials`` trials, each fitted on ``split.train`` and
-   scored on the VALIDATION tasks. The objective of a cold-start model is the mean of its validation warm
+   scored on the VALIDATION tasks; the first trial is the model's defaults (where inside the space), and
+   the best trial's fitted model is the final model (no refit). The objective of a cold-start model is the mean of its validation warm
    and cold NDCG@20: each task ranks one population, so it does not depend on how warm and cold scores
    compare, which step 2 settles. A pure CF model (``cold_start = False``) is tuned on warm NDCG@20 alone.
 2. The best trial's model is calibrated (:func:`gan4rec.models.hybrid.common.calibrate`: ``cold_scale``
@@ -23,7 +24,7 @@ Cholesky takes minutes on one core).
         --models ials,content-knn,ridge-map,ease-side,dropoutnet --trials 6 --json benchmarks/results/cold-citeulike-t.json
     python benchmarks/cold_start.py --data ml-100k --item-features genres --trials 10
 
-"Fit s" is the final fit of the chosen params; "peak MB" the child's peak RSS over the whole run (data,
+"Fit s" is the fit of the chosen trial; "peak MB" the child's peak RSS over the whole run (data,
 tuning, calibration, evaluation). With ``--json`` the file is rewritten after every model, so a stopped
 run keeps the rows it finished; rows of models not in ``--models`` are kept.
 """
@@ -102,24 +103,29 @@ def _child(model: str, args: argparse.Namespace) -> dict[str, Any]:
     space = {k: v for k, v in SPACES.get(model, cls.search_space).items() if k not in fixed}
     tasks = ("warm", "cold") if cls.cold_start else ("warm",)
 
+    kept: dict[str, Any] = {"value": -1.0}  # the best trial's fitted model, reused as the final model
+
     def objective(trial: Any) -> float:
         params = {**suggest(trial, space), **fixed}
+        t = time.perf_counter()
         m = create(model, params, random_state=args.seed).fit(split.train)
+        fit_s = time.perf_counter() - t
         res = evaluate_cold(m.score, split, part="valid", tasks=tasks)
         for task in tasks:
             trial.set_user_attr(task, float(res[task].metrics["NDCG@20"]))
-        return sum(float(res[t].metrics["NDCG@20"]) for t in tasks) / len(tasks)
+        value = sum(float(res[t].metrics["NDCG@20"]) for t in tasks) / len(tasks)
+        if value > kept["value"]:
+            kept.update(value=value, model=m, fit_s=fit_s, params=params)
+        return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed))
+    study.enqueue_trial(_defaults_in(space, cls.default_params()))
     n_trials = int(dict(kv.split("=") for kv in args.trials_for.split(",") if kv).get(model, args.trials))
     t1 = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
     tune_s = time.perf_counter() - t1
-    best = {**study.best_params, **fixed}
-    t2 = time.perf_counter()
-    final = create(model, best, random_state=args.seed).fit(split.train)
-    fit_s = time.perf_counter() - t2
+    final, fit_s, best = kept["model"], kept["fit_s"], kept["params"]
     calib: dict[str, Any] = {}
     if cls.cold_start:
         t3 = time.perf_counter()
@@ -133,6 +139,20 @@ def _child(model: str, args: argparse.Namespace) -> dict[str, Any]:
             "calibration": calib, "valid": valid, "test": test, "peak_rss_mb": _rss_mb(),
             "split": {"fingerprint": split.fingerprint, "cold_valid": len(split.cold_valid_items),
                       "cold_test": len(split.cold_test_items)}}
+
+
+def _defaults_in(space: dict[str, dict[str, Any]], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults for the searched params that lie inside the space (the first trial)."""
+    out = {}
+    for name, spec in space.items():
+        v = defaults.get(name)
+        if spec["type"] == "categorical":
+            ok = v in spec["choices"]
+        else:
+            ok = isinstance(v, (int, float)) and spec["low"] <= v <= spec["high"]
+        if ok:
+            out[name] = v
+    return out
 
 
 def _backbone(json_path: str | None) -> dict[str, Any]:
@@ -197,7 +217,8 @@ def main() -> int:
     for model in args.models.split(","):
         cmd = [sys.executable, __file__, *sys.argv[1:], "--child", model]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout,
+                                  env=env)
             lines = proc.stdout.strip().splitlines()
             row = json.loads(lines[-1]) if lines else {"model": model, "error": (proc.stderr.strip()
                                                                                .splitlines() or ["?"])[-1]}

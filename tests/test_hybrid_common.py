@@ -105,3 +105,26 @@ def test_score_new_items_matches_cold_items(cold_split) -> None:
     np.testing.assert_allclose(new, model.score(users)[:, cold], rtol=1e-5, atol=1e-6)
     with pytest.raises(DataError, match="features have shape"):
         model.score_new_items(users, np.ones((2, 3)))
+
+
+def test_item_content_skips_text_features() -> None:
+    inter = Interactions.from_indices(
+        np.array([0, 1]), np.array([0, 1]), IdMap(np.arange(2)), IdMap(np.arange(3)),
+        item_features={"title": np.array(["a", "b", "c"]), "genres": np.eye(3, dtype=np.uint8)},
+    )
+    assert item_content(inter, None).shape == (3, 3)
+    with pytest.raises(DataError, match="not numeric"):
+        item_content(inter, "title")
+
+
+def test_calibrate_refuses_a_cf_model(cold_split) -> None:
+    model = create("toppop").fit(cold_split.train)
+    with pytest.raises(DataError, match="cold-start hybrid"):
+        calibrate(model, cold_split)  # type: ignore[arg-type]
+
+
+def test_calibration_grid_starts_with_identity(cold_split) -> None:
+    model = create("content-knn", {"k": 20}).fit(cold_split.train)
+    info = calibrate(model, cold_split)
+    assert info["grid"][0][:2] == [1.0, 0.0] and info["uncalibrated"] == info["grid"][0][2]
+    assert len(info["grid"]) > 5

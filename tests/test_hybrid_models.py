@@ -118,3 +118,22 @@ def test_features_without_warm_content_still_score(cold_split) -> None:
     model = create("content-knn", {"k": 5}).fit(cold_split.train)
     out = model.score_new_items([0, 1], sp.csr_matrix((3, model.n_features), dtype=np.float32))
     assert out.shape == (2, 3) and np.all(out == 0)
+
+
+@pytest.mark.parametrize("name", ["ridge-map", "dropoutnet"])
+def test_same_seed_same_scores(name: str, fitted, cold_split) -> None:
+    again = create(name, FAST[name], random_state=0).fit(cold_split.train)
+    users = np.arange(again.n_users)
+    fitted[name].cold_scale, fitted[name].cold_offset = 1.0, 0.0
+    np.testing.assert_array_equal(again.score(users), fitted[name].score(users))
+
+
+def test_bad_params_are_refused(cold_split) -> None:
+    from gan4rec.errors import DataError
+
+    with pytest.raises(DataError, match="backbone"):
+        create("ridge-map", {"backbone": "ease"}).fit(cold_split.train)
+    with pytest.raises(DataError, match="cold_scale"):
+        create("content-knn", {"cold_scale": float("nan")}).fit(cold_split.train)
+    with pytest.raises(DataError, match="weighting"):
+        create("ease-side", {"weighting": "bm25"}).fit(cold_split.train)

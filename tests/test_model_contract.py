@@ -33,6 +33,12 @@ FAST_PARAMS: dict[str, dict] = {
     "irgan": {"n_factors": 4, "pretrain_lr": 0.05, "pretrain_l2": 1e-2, "pretrain_epochs": 30,
               "pretrain_batch_size": 32, "epochs": 2, "d_epochs": 1, "g_epochs": 1, "d_batch_size": 64,
               "g_batch_users": 8, "device": "cpu"},
+    # GAR's recommender towers re-rank the backbone's (the BPR settings above) warm items.
+    "gar": {"backbone_params": {"n_factors": 4, "lr": 0.05, "l2": 1e-2, "epochs": 30, "batch_size": 32},
+            "content_dim": 4, "g_hidden": 16, "d_hidden": 16, "batch_size": 32, "epochs": 30, "device": "cpu"},
+    "gar-reg": {"backbone_params": {"n_factors": 4, "lr": 0.05, "l2": 1e-2, "epochs": 30, "batch_size": 32},
+                "content_dim": 4, "g_hidden": 16, "d_hidden": 16, "batch_size": 32, "epochs": 30,
+                "device": "cpu"},
 }
 
 

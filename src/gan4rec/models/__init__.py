@@ -22,9 +22,11 @@ from gan4rec.models.baselines.svd import PureSVD
 from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
+from gan4rec.models.hybrid.content_cfgan import ContentCFGAN
 from gan4rec.models.hybrid.content_knn import ContentKNN
 from gan4rec.models.hybrid.dropoutnet import DropoutNet
 from gan4rec.models.hybrid.ease_side import EASESide
+from gan4rec.models.hybrid.gar import GAR, GARReg
 from gan4rec.models.hybrid.ridge_map import RidgeMap
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
@@ -47,6 +49,9 @@ MODELS: dict[str, type[Recommender]] = {
     "ridge-map": RidgeMap,
     "ease-side": EASESide,
     "dropoutnet": DropoutNet,
+    "gar": GAR,
+    "gar-reg": GARReg,
+    "content-cfgan": ContentCFGAN,
 }
 
 

@@ -1,0 +1,371 @@
+"""Content-CFGAN: item-based CFGAN whose condition carries the item's content, so it can generate new items.
+
+CFGAN (Chae et al., CIKM 2018; :mod:`gan4rec.models.gan.cfgan`) in item mode generates each item's user
+vector (which users interacted with it) conditioned on that item's own training vector, which a cold item
+does not have. Here the condition also holds the item's content code, as LARA (Sun et al., WSDM 2020,
+"LARA: Attribute-to-feature Adversarial Learning for New-item Recommendation") conditions its generator on
+item attributes; the adversarial game and the ZR/PM schemes are CFGAN's.
+
+Notation: rows are items, columns users. ``x_i`` ``(k,)`` is item ``i``'s content code
+(:class:`~gan4rec.models.hybrid.gan_parts.ContentCodes`), ``e_i`` ``(n_users,)`` its 0/1 training
+vector. In training each row's vector in the condition is dropped whole with probability
+``cond_dropout`` (``m_i ~ Bernoulli(1 - cond_dropout)``, as DropoutNet drops preference inputs), so G
+also learns to generate from content alone, which is all a cold item has (its ``e_i`` is all zeros)::
+
+    G(x_i, m_i e_i) = W2 sigmoid(W1 [x_i, m_i e_i] + b1) + b2        (b, k + n_users) -> (b, n_users)
+    D(x_i, v)       = w2 . sigmoid(V1 [x_i, v] + c1) + c2            (b, k + n_users) -> (b,)
+
+With ``N^PM_i`` and ``N^ZR_i`` two independent uniform subsets of ``floor(ratio * n_unobserved)`` of the
+row's unobserved users, drawn afresh for every mini-batch, ``k_i = e_i + 1[N^PM_i]`` and
+``g_i = G(x_i, m_i e_i)``, per mini-batch (CFGAN's losses, D's condition being the content):
+
+    D minimises  mean_i softplus(-D(x_i, e_i)) + mean_i softplus(D(x_i, g_i * k_i)) + d_l2 |theta_D|^2 / 2
+    G minimises  mean_i softplus(-D(x_i, g_i * k_i))                                    (non-saturating)
+                 + alpha mean_i sum_{j in N^ZR_i} g_ij^2                                  (ZR)
+                 + g_l2 |theta_G|^2 / 2
+
+``scheme`` is CFGAN's: ``"zp"`` (both), ``"zr"``, ``"pm"`` or ``"none"``. The L2 terms are Adam's coupled
+``weight_decay``, as in :class:`~gan4rec.models.gan.cfgan.CFGAN`.
+
+Epoch: ``d_steps`` passes of D over the warm items in random order, then ``g_steps`` passes of G. Only
+warm items are rows (a cold item has no real vector to compare with). Scores: ``s(u, i) = G(x_i, e_i)_u``
+for every item (cold items: ``e_i = 0``, content only), computed as the cached hidden layer of all items
+times the output weights of the users asked for. Validation as in GAR
+(:func:`~gan4rec.models.hybrid.gan_parts.loop_validation`: the cold task when there is one).
+
+This is plain autograd on dense mini-batches (CFGAN's hand-written gradients and sparse gathers are
+private speed machinery); a step costs ``O(batch x n_users x hidden)``. User features in the condition
+are not supported. Without item features the codes are constant and cold items all score alike.
+
+Status: it ranks cold items by content on the synthetic tests, but on CiteULike-t (cold split seed 0,
+4 epochs of the defaults) its cold validation NDCG@20 stayed near chance (0.0035; GAR 0.16, see
+``benchmarks/results/issue18-preregistration.md``): D separates real from generated user vectors in
+the first epoch, and G's content-only generation never catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan4rec.data.interactions import Interactions
+from gan4rec.data.sampling import sample_unobserved_dense
+from gan4rec.errors import ArtifactError, DataError
+from gan4rec.models.base import SearchSpace
+from gan4rec.models.gan.cfgan import SCHEMES
+from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender
+from gan4rec.models.hybrid.gan_parts import ContentCodes, loop_validation
+from gan4rec.models.torch_base import DeviceCSR, TorchRecommender, check_float, check_int
+from gan4rec.train.seeding import to_numpy_rng
+
+__all__ = ["ContentCFGAN"]
+
+log = logging.getLogger(__name__)
+
+
+class _Net(nn.Module):
+    """``[x, v] -> sigmoid(hidden) -> out``: CFGAN's one-hidden-layer MLP, Glorot weights, U(-0.01, 0.01) biases."""
+
+    def __init__(self, n_in: int, hidden: int, n_out: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_in, hidden)
+        self.out = nn.Linear(hidden, n_out)
+        for lin in (self.hidden, self.out):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.uniform_(lin.bias, -0.01, 0.01)
+
+    def hidden_layer(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.hidden(torch.cat([x, v], dim=1)))  # (b, hidden)
+
+    def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden_layer(x, v))
+
+
+class ContentCFGAN(HybridRecommender, TorchRecommender):
+    """Item-based CFGAN conditioned on item content (LARA-style), generating new items' user vectors.
+
+    See the module docstring for the model and losses.
+
+    Parameters
+    ----------
+    item_features
+        Feature name(s) to read, ``None`` for all (see :mod:`gan4rec.models.hybrid.common`).
+    content_dim, weighting
+        Width of the content codes (truncated SVD of the weighted features) and the column weighting.
+    scheme, zr_ratio, pm_ratio, alpha
+        CFGAN's sampling scheme, its ZR / PM fractions of each row's unobserved users, the ZR weight.
+    cond_dropout
+        Probability that a row's training vector is dropped from G's condition in training.
+    g_hidden, d_hidden
+        Hidden widths of G and D.
+    g_lr, d_lr, g_l2, d_l2
+        Adam learning rates and L2 coefficients (``coef * sum(p^2) / 2``) of G and D.
+    g_batch_size, d_batch_size, g_steps, d_steps
+        Rows per mini-batch and passes over the warm items per epoch, for G and D.
+    epochs, eval_every, patience
+        As in :class:`~gan4rec.models.gan.cfgan.CFGAN`.
+    cold_scale, cold_offset
+        Calibration of cold-item scores (:func:`~gan4rec.models.hybrid.common.calibrate`).
+    device, random_state, n_threads
+        As in :class:`~gan4rec.models.baselines.bpr.BPR`.
+    """
+
+    name = "content-cfgan"
+    adversarial = True
+    search_space: ClassVar[SearchSpace] = {
+        "scheme": {"type": "categorical", "choices": ["zr", "pm", "zp"]},
+        "zr_ratio": {"type": "float", "low": 0.05, "high": 0.95},
+        "pm_ratio": {"type": "float", "low": 0.05, "high": 0.95},
+        "alpha": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "cond_dropout": {"type": "float", "low": 0.0, "high": 0.9},
+        "g_hidden": {"type": "int", "low": 50, "high": 800, "log": True},
+        "d_hidden": {"type": "int", "low": 25, "high": 500, "log": True},
+        "g_lr": {"type": "float", "low": 5e-5, "high": 5e-3, "log": True},
+        "d_lr": {"type": "float", "low": 5e-5, "high": 5e-3, "log": True},
+    }
+
+    codes_: ContentCodes
+    _hidden_cache: torch.Tensor | None = None  # (n_items, g_hidden) G's hidden layer of every item, eval
+    _valid_masked: np.ndarray | None = None  # (n_items,) items the running fit's validation never ranks
+    _columns: DeviceCSR | None = None  # item x user training matrix on the device
+
+    def __init__(
+        self,
+        *,
+        item_features: str | Sequence[str] | None = None,
+        content_dim: int = 300,
+        weighting: str = "tfidf",
+        scheme: str = "zp",
+        zr_ratio: float = 0.7,
+        pm_ratio: float = 0.7,
+        alpha: float = 0.03,
+        cond_dropout: float = 0.5,
+        g_hidden: int = 200,
+        d_hidden: int = 125,
+        g_lr: float = 1e-3,
+        d_lr: float = 1e-3,
+        g_l2: float = 1e-3,
+        d_l2: float = 0.0,
+        g_batch_size: int = 64,
+        d_batch_size: int = 64,
+        g_steps: int = 1,
+        d_steps: int = 1,
+        epochs: int = 100,
+        eval_every: int = 2,
+        patience: int | None = 5,
+        cold_scale: float = 1.0,
+        cold_offset: float = 0.0,
+        device: str | None = None,
+        random_state: int | np.random.Generator | None = None,
+        n_threads: int | None = 1,
+    ) -> None:
+        self.item_features = item_features
+        self.content_dim = content_dim
+        self.weighting = weighting
+        self.scheme = scheme
+        self.zr_ratio = zr_ratio
+        self.pm_ratio = pm_ratio
+        self.alpha = alpha
+        self.cond_dropout = cond_dropout
+        self.g_hidden = g_hidden
+        self.d_hidden = d_hidden
+        self.g_lr = g_lr
+        self.d_lr = d_lr
+        self.g_l2 = g_l2
+        self.d_l2 = d_l2
+        self.g_batch_size = g_batch_size
+        self.d_batch_size = d_batch_size
+        self.g_steps = g_steps
+        self.d_steps = d_steps
+        self.epochs = epochs
+        self.eval_every = eval_every
+        self.patience = patience
+        self.cold_scale = cold_scale
+        self.cold_offset = cold_offset
+        self.device = device
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _check_params(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise DataError(f"scheme={self.scheme!r}; expected one of {', '.join(SCHEMES)}")
+        if self.weighting not in WEIGHTINGS:
+            raise DataError(f"weighting={self.weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
+        check_int(self.content_dim, "content_dim")
+        check_float(self.zr_ratio, "zr_ratio", high=1.0)
+        check_float(self.pm_ratio, "pm_ratio", high=1.0)
+        check_float(self.alpha, "alpha")
+        check_float(self.cond_dropout, "cond_dropout", high=1.0)
+        check_int(self.g_hidden, "g_hidden")
+        check_int(self.d_hidden, "d_hidden")
+        check_float(self.g_lr, "g_lr", low_open=True)
+        check_float(self.d_lr, "d_lr", low_open=True)
+        check_float(self.g_l2, "g_l2")
+        check_float(self.d_l2, "d_l2")
+        check_int(self.g_batch_size, "g_batch_size")
+        check_int(self.d_batch_size, "d_batch_size")
+        check_int(self.g_steps, "g_steps", low=0)
+        check_int(self.d_steps, "d_steps", low=0)
+        if self.g_steps + self.d_steps == 0:
+            raise DataError("g_steps=0 and d_steps=0; expected at least one pass per epoch")
+
+    # ------------------------------------------------------------------ the players
+    def _build_modules(self, n_users: int, n_items: int) -> dict[str, nn.Module]:
+        n_in = self.codes_.dim + n_users
+        return {"generator": _Net(n_in, int(self.g_hidden), n_users),
+                "discriminator": _Net(n_in, int(self.d_hidden), 1)}
+
+    def _build_optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "g": torch.optim.Adam(modules["generator"].parameters(), lr=float(self.g_lr),
+                                  weight_decay=float(self.g_l2)),
+            "d": torch.optim.Adam(modules["discriminator"].parameters(), lr=float(self.d_lr),
+                                  weight_decay=float(self.d_l2)),
+        }
+
+    def _net(self, name: str) -> _Net:
+        return cast(_Net, self.modules_[name])
+
+    def _batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x (b, k), e (b, n_users), k = e + PM (b, n_users), ZR mask (b, n_users))`` of item rows."""
+        x = self._codes_t[rows]
+        e = self._item_rows().dense(rows)
+        pm = sample_unobserved_dense(e, float(self.pm_ratio), self.torch_gen_) if self.scheme in ("zp", "pm") \
+            else torch.zeros_like(e, dtype=torch.bool)
+        zr = sample_unobserved_dense(e, float(self.zr_ratio), self.torch_gen_) if self.scheme in ("zp", "zr") \
+            else torch.zeros_like(e, dtype=torch.bool)
+        return x, e, e + pm.float(), zr
+
+    def _generate(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``g = G(x, m * e)`` with each row's vector dropped with probability ``cond_dropout``."""
+        p = float(self.cond_dropout)
+        keep = torch.empty((len(e), 1), device=e.device).bernoulli_(1.0 - p, generator=self.torch_gen_)
+        return self._net("generator")(x, e * keep)
+
+    def _d_step(self, rows: torch.Tensor) -> float:
+        x, e, k, _ = self._batch(rows)
+        with torch.no_grad():
+            fake = self._generate(x, e) * k  # (b, n_users), a constant for D
+        d = self._net("discriminator")
+        loss = F.softplus(-d(x, e)).mean() + F.softplus(d(x, fake)).mean()
+        opt = self.optimizers_["d"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def _g_step(self, rows: torch.Tensor) -> float:
+        x, e, k, zr = self._batch(rows)
+        g = self._generate(x, e)  # (b, n_users)
+        loss = F.softplus(-self._net("discriminator")(x, g * k)).mean()
+        if self.scheme in ("zp", "zr"):
+            loss = loss + float(self.alpha) * (g.square() * zr).sum(dim=1).mean()
+        opt = self.optimizers_["g"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    # ------------------------------------------------------------------ training
+    def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
+        self._check_common_params()
+        self._check_params()
+        seed = int(self.random_state) if isinstance(self.random_state, (int, np.integer)) else int(
+            to_numpy_rng(self.random_state).integers(2**31))
+        self.codes_ = ContentCodes.fit(self.features_, self.warm_, int(self.content_dim), self.weighting, seed)
+        loop_valid, self._valid_masked = loop_validation(valid, self.warm_)
+        self._hidden_cache = None
+        try:
+            TorchRecommender._fit(self, train, loop_valid)
+        finally:
+            self._hidden_cache = None  # the loop restored the best weights after the last validation
+            self._valid_masked = None
+
+    def _prepare(self, train: Interactions) -> None:
+        self._bind(train)
+        self._warm_rows = np.flatnonzero(self.warm_)
+
+    def _bind(self, seen: Interactions) -> DeviceCSR:
+        """Device copies of the codes and of the item x user training matrix (returned)."""
+        cols = sp.csr_matrix(seen.csr().T)  # (n_items, n_users)
+        self._columns = DeviceCSR(cols.indptr, cols.indices, seen.n_users, self.device_)
+        self._codes_t = torch.as_tensor(self.codes_.encode(self.features_), device=self.device_)
+        return self._columns
+
+    def _item_rows(self) -> DeviceCSR:
+        return self._columns if self._columns is not None else self._bind(self.seen_)
+
+    def _passes(self, steps: int, batch_size: int, step: Any) -> list[float]:
+        losses = []
+        for _ in range(int(steps)):
+            order = self._warm_rows[self.np_rng_.permutation(len(self._warm_rows))]
+            for start in range(0, len(order), batch_size):
+                rows = torch.as_tensor(order[start:start + batch_size], device=self.device_)
+                losses.append(step(rows))
+        return losses
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self._hidden_cache = None
+        for m in self.modules_.values():
+            m.train()
+        d = self._passes(self.d_steps, int(self.d_batch_size), self._d_step)
+        g = self._passes(self.g_steps, int(self.g_batch_size), self._g_step)
+        return {"d_loss": float(np.mean(d)) if d else 0.0, "g_loss": float(np.mean(g)) if g else 0.0}
+
+    # ------------------------------------------------------------------ scoring
+    def _hidden_all(self) -> torch.Tensor:
+        """``(n_items, g_hidden)``: G's hidden layer of every item, conditioned on its full training vector."""
+        if self._hidden_cache is None:
+            columns = self._item_rows()
+            gen = self._net("generator")
+            parts = []
+            for start in range(0, self.n_items, 2048):
+                rows = torch.arange(start, min(start + 2048, self.n_items), device=self.device_)
+                parts.append(gen.hidden_layer(self._codes_t[rows], columns.dense(rows)))
+            self._hidden_cache = torch.cat(parts)
+        return self._hidden_cache
+
+    def _score_tensor(self, users: torch.Tensor) -> torch.Tensor:
+        out = self._net("generator").out
+        return out.weight[users] @ self._hidden_all().T + out.bias[users][:, None]  # (n, n_items)
+
+    def valid_score(self, users: np.ndarray) -> torch.Tensor:
+        """Validation scores with the items outside the validated task at ``-inf``."""
+        scores = TorchRecommender.valid_score(self, users)
+        masked = getattr(self, "_valid_masked", None)
+        if masked is not None:
+            scores[:, torch.as_tensor(masked, device=scores.device)] = -torch.inf
+        return scores
+
+    def _score_raw(self, users: np.ndarray) -> np.ndarray:
+        return TorchRecommender._score(self, users)
+
+    def _score_content(self, users: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
+        gen = self._net("generator").eval()
+        with torch.no_grad():
+            x = torch.as_tensor(self.codes_.encode(features), device=self.device_)  # (m, k)
+            h = gen.hidden_layer(x, torch.zeros((len(x), self.n_users), device=self.device_))  # (m, hidden)
+            u = torch.as_tensor(users, device=self.device_)
+            return (gen.out.weight[u] @ h.T + gen.out.bias[u][:, None]).float().cpu().numpy()
+
+    # ------------------------------------------------------------------ state
+    def _hybrid_state(self) -> dict[str, np.ndarray]:
+        torch_state = {k: np.atleast_1d(v) for k, v in TorchRecommender._state(self).items()}
+        return {**torch_state, **self.codes_.state()}
+
+    def _set_hybrid_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        arrays = dict(arrays)
+        self.codes_ = ContentCodes.from_state(arrays, self.weighting, self.n_features)
+        for key in ("codes.idf", "codes.components"):
+            if arrays.pop(key, None) is None:
+                raise ArtifactError(f"saved {self.name} model lacks {key!r}")
+        self._columns = None
+        self._hidden_cache = None
+        TorchRecommender._set_state(self, arrays, meta)
