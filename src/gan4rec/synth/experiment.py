@@ -1,0 +1,151 @@
+"""One synthesis experiment: a fixed member / non-member / held-out split, a generator, every measure.
+
+The user split (fixed by its seed and recorded in the result)::
+
+    real users (shuffled by the split seed)
+    [ members 50% ......... | non-members 25% .... | held-out 25% ........ ]
+      the generator's         never seen; the MIA's   never seen by the generator: TSTR's test users
+      training data           negatives               (their items split 80/20 train/test) and the
+                                                      shadow attacker's own data
+
+Fidelity is measured against the members (what the generator was shown), privacy on members vs
+non-members, and utility (TSTR) on the held-out users, whom neither the generator nor any model trained
+on members or synthetic users has seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gan4rec._progress import step
+from gan4rec.data.interactions import Interactions
+from gan4rec.errors import DataError
+from gan4rec.synth import fidelity, privacy
+from gan4rec.synth.generators import create_generator, rows_of
+
+__all__ = ["Context", "evaluate_generator", "prepare", "user_split"]
+
+logger = logging.getLogger(__name__)
+
+_MIN_USERS = 8
+
+
+def user_split(data: Interactions, seed: int, member_frac: float = 0.5, nonmember_frac: float = 0.25) -> dict[str, np.ndarray]:
+    """Member, non-member and held-out user indices (module docstring); users without items are left out."""
+    active = np.flatnonzero(data.user_counts() > 0)
+    if len(active) < _MIN_USERS:
+        raise DataError(f"the data has {len(active)} users with interactions; synthesis needs at least {_MIN_USERS}")
+    order = np.random.default_rng(seed).permutation(active)
+    a = round(member_frac * len(order))
+    b = a + round(nonmember_frac * len(order))
+    return {"members": np.sort(order[:a]), "nonmembers": np.sort(order[a:b]), "holdout": np.sort(order[b:])}
+
+
+@dataclass
+class Context:
+    """The split of one seed and what every generator is measured against."""
+
+    data: Interactions
+    seed: int
+    split: dict[str, np.ndarray]
+    members: Interactions
+    nonmembers: Interactions
+    holdout: Interactions
+    eval_train: Interactions
+    eval_test: Interactions
+    real_ndcg: dict[str, float]
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready record of the split (sizes, seed, fingerprint of the data)."""
+        return {
+            "seed": self.seed, "data": self.data.fingerprint(),
+            "fractions": {"members": 0.5, "nonmembers": 0.25, "holdout": 0.25},
+            "n_members": int(len(self.split["members"])), "n_nonmembers": int(len(self.split["nonmembers"])),
+            "n_holdout": int(len(self.split["holdout"])), "holdout_test_frac": 0.2,
+            "real_ndcg": self.real_ndcg,
+        }
+
+
+def prepare(data: Interactions, seed: int, models: tuple[str, ...] = fidelity.TSTR_MODELS) -> Context:
+    """Split ``data`` by ``seed`` and score the models trained on the real members (the TSTR reference)."""
+    from gan4rec.data.split import random_holdout
+
+    split = user_split(data, seed)
+    holdout = rows_of(data, split["holdout"])
+    sp_ = random_holdout(holdout, test_frac=0.2, valid_frac=0.0, random_state=seed)
+    members = rows_of(data, split["members"])
+    with step(f"fitting {len(models)} reference models on {members.n_users} real users", logger):
+        real = fidelity.tstr_scores(fidelity.fit_tstr_models(members, models, random_state=seed),
+                                    sp_.train, sp_.test)
+    return Context(data=data, seed=seed, split=split, members=members,
+                   nonmembers=rows_of(data, split["nonmembers"]), holdout=holdout,
+                   eval_train=sp_.train, eval_test=sp_.test, real_ndcg=real)
+
+
+def evaluate_generator(
+    ctx: Context, name: str, params: dict[str, Any] | None = None, *, n_users: int | None = None,
+    shadow: bool = True, label: str | None = None,
+) -> tuple[Interactions, dict[str, Any]]:
+    """Fit generator ``name`` on the members, sample ``n_users`` (default: as many as members), measure all.
+
+    Returns
+    -------
+    synth, result
+        The synthetic users and a JSON-ready dict (arrays for plots under ``"curves"``).
+    """
+    params = dict(params or {})
+    n = ctx.members.n_users if n_users is None else int(n_users)
+    seed = ctx.seed
+    gen = create_generator(name, params, random_state=seed)
+    t0 = time.perf_counter()
+    with step(f"fitting generator {name!r} on {ctx.members.n_users} users", logger):
+        gen.fit(ctx.members)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synth = gen.sample(n, random_state=seed + 1)
+    sample_s = time.perf_counter() - t0
+
+    marg = fidelity.marginals(ctx.members, synth)
+    co = fidelity.cooccurrence(ctx.members, synth)
+    with step(f"TSTR: fitting {len(ctx.real_ndcg)} models on {n} synthetic users", logger):
+        tstr = fidelity.tstr_summary(
+            fidelity.tstr_scores(fidelity.fit_tstr_models(synth, tuple(ctx.real_ndcg), random_state=seed),
+                                 ctx.eval_train, ctx.eval_test),
+            ctx.real_ndcg,
+        )
+    m_csr, n_csr, s_csr = ctx.members.csr(), ctx.nonmembers.csr(), synth.csr()
+    f_m, f_n = privacy.distance_features(m_csr, s_csr), privacy.distance_features(n_csr, s_csr)
+    mia = privacy.membership_auc(-f_m[:, 0], -f_n[:, 0])
+    result: dict[str, Any] = {
+        "label": label or name, "generator": gen.describe(), "n_users": n, "seed": seed,
+        "fit_seconds": fit_s, "sample_seconds": sample_s,
+        "tstr_ratio": tstr["tstr_ratio_by_model"].get("ease", float("nan")),
+        "kendall_tau": tstr["kendall_tau"], "mia_auc": mia["auc"],
+        "dcr_members_median": float(np.median(f_m[:, 0])), "dcr_nonmembers_median": float(np.median(f_n[:, 0])),
+        "dcr_members_mean": float(f_m[:, 0].mean()), "dcr_nonmembers_mean": float(f_n[:, 0].mean()),
+        "exact_copy_rate": privacy.exact_copy_rate(m_csr, s_csr),
+        "cooccurrence_corr": co["correlation"],
+        **tstr, "marginals": marg,
+        "curves": {"cooc_real": co["real"], "cooc_synth": co["synth"], "mia_fpr": mia["fpr"], "mia_tpr": mia["tpr"],
+                   "pop_real": np.sort(ctx.members.item_counts())[::-1] / ctx.members.n_users,
+                   "pop_synth": np.sort(synth.item_counts())[::-1] / synth.n_users,
+                   "act_real": np.sort(ctx.members.user_counts())[::-1],
+                   "act_synth": np.sort(synth.user_counts())[::-1]},
+    }
+    if shadow:
+        with step(f"shadow attacker against {name!r}", logger):
+            sh = privacy.shadow_attack(
+                lambda: create_generator(name, params, random_state=seed + 7), ctx.holdout,
+                n / ctx.members.n_users, m_csr, n_csr, s_csr, np.random.default_rng(seed + 11),
+            )
+        result["mia_auc_shadow"] = sh["auc"]
+        result["curves"].update(shadow_fpr=sh["fpr"], shadow_tpr=sh["tpr"])
+    attr = privacy.attribute_inference(synth, ctx.members)
+    if attr is not None:
+        result["attribute_inference"] = attr
+    return synth, result
