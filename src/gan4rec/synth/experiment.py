@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,17 @@ from gan4rec.errors import DataError
 from gan4rec.synth import fidelity, privacy
 from gan4rec.synth.generators import create_generator, rows_of
 
-__all__ = ["Context", "evaluate_generator", "prepare", "user_split"]
+__all__ = [
+    "COMPARE_GENERATORS",
+    "Context",
+    "compare",
+    "evaluate_generator",
+    "prepare",
+    "scalars",
+    "summarize",
+    "target_test",
+    "user_split",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +160,94 @@ def evaluate_generator(
     if attr is not None:
         result["attribute_inference"] = attr
     return synth, result
+
+
+#: The generators ``--compare`` runs: (label, registry name, params). Randomized response at three budgets.
+COMPARE_GENERATORS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("gan", "gan", {}),
+    ("bernoulli", "bernoulli", {}),
+    ("lowrank", "lowrank", {}),
+    ("rr-eps1", "randomized_response", {"epsilon": 1.0}),
+    ("rr-eps3", "randomized_response", {"epsilon": 3.0}),
+    ("rr-eps5", "randomized_response", {"epsilon": 5.0}),
+    ("real", "real", {}),
+)
+
+
+def scalars(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a result (nested keys joined by dots), without curves."""
+    out: dict[str, float] = {}
+    for k, v in result.items():
+        if k in ("curves", "generator", "seed", "n_users", "label"):
+            continue
+        if isinstance(v, Mapping):
+            out.update(scalars(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, np.floating)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per label, every scalar's mean, sample std (ddof=1) and values over the runs (seeds)."""
+    by: dict[str, list[dict[str, float]]] = {}
+    for r in runs:
+        by.setdefault(str(r["label"]), []).append(scalars(r))
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, rows in by.items():
+        keys = [k for k in rows[0] if all(k in r for r in rows)]
+        out[label] = {}
+        for k in keys:
+            v = np.array([r[k] for r in rows])
+            out[label][k] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
+                             "values": v.tolist()}
+    return out
+
+
+def target_test(runs: Sequence[Mapping[str, Any]], gan: str = "gan", max_auc: float = 0.55) -> dict[str, Any]:
+    """The issue's target: GAN's EASE TSTR ratio vs each non-GAN generator at MIA AUC <= ``max_auc``.
+
+    Paired over seeds (same split per seed): a one-sided paired t-test that the GAN's ratio is higher.
+    Generators whose mean AUC is above ``max_auc`` (and the GAN, if above) are reported, not tested.
+    """
+    from scipy.stats import ttest_rel
+
+    summ = summarize(runs)
+    per = {lab: {int(r["seed"]): r for r in runs if r["label"] == lab} for lab in summ}
+    out: dict[str, Any] = {"max_auc": max_auc, "gan_mia_auc": summ.get(gan, {}).get("mia_auc", {}).get("mean"),
+                           "versus": {}}
+    if gan not in per:
+        return out
+    for lab, rs in per.items():
+        if lab == gan:
+            continue
+        auc = summ[lab]["mia_auc"]["mean"]
+        seeds = sorted(set(rs) & set(per[gan]))
+        a = [per[gan][s]["tstr_ratio"] for s in seeds]
+        b = [rs[s]["tstr_ratio"] for s in seeds]
+        entry: dict[str, Any] = {"mia_auc": auc, "matched_privacy": auc <= max_auc,
+                                 "gan_minus_other": float(np.mean(np.subtract(a, b))) if seeds else None}
+        if len(seeds) > 1 and auc <= max_auc:
+            entry["p_one_sided"] = float(ttest_rel(a, b, alternative="greater").pvalue)
+        out["versus"][lab] = entry
+    return out
+
+
+def compare(
+    data: Interactions, seeds: Sequence[int], *, n_users: int | None = None,
+    generators: Sequence[tuple[str, str, dict[str, Any]]] = COMPARE_GENERATORS, shadow: bool = True,
+) -> dict[str, Any]:
+    """Every generator on the same split per seed; the runs, their summary and the target test."""
+    from gan4rec._progress import progress
+
+    runs, splits = [], []
+    jobs = [(s, g) for s in seeds for g in generators]
+    ctx: Context | None = None
+    for seed, (label, name, params) in progress(jobs, desc="synthesize --compare", unit="run", logger=logger):
+        if ctx is None or ctx.seed != seed:
+            ctx = prepare(data, int(seed))
+            splits.append(ctx.describe())
+        _, r = evaluate_generator(ctx, name, params, n_users=n_users, shadow=shadow, label=label)
+        logger.info("seed %d %s: TSTR ratio %.3f, MIA AUC %.3f", seed, label, r["tstr_ratio"], r["mia_auc"])
+        runs.append(r)
+    return {"seeds": list(seeds), "splits": splits, "runs": runs, "summary": summarize(runs),
+            "target": target_test(runs)}

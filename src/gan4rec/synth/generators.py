@@ -210,19 +210,27 @@ class LowRank(Generator):
 
     Parameters
     ----------
-    epochs, latent, hidden
+    epochs, latent, hidden, batch_size
         Passed to the Mult-VAE (``gan4rec.models.create("multvae", ...)``).
+    beta
+        Weight of the KL term, reached after ``anneal_steps`` updates. Sampling from the prior is only
+        sound for a proper VAE (``beta=1``); the recommender's default (cap 0.2, annealed over 200,000
+        steps) is nearly an autoencoder, whose decoder at prior draws gives near-uniform items.
     n_threads
         Torch threads while fitting and sampling.
     """
 
     name = "lowrank"
 
-    def __init__(self, *, epochs: int = 100, latent: int = 64, hidden: int = 300, n_threads: int | None = 1,
+    def __init__(self, *, epochs: int = 60, latent: int = 64, hidden: int = 300, batch_size: int = 64,
+                 beta: float = 1.0, anneal_steps: int = 200, n_threads: int | None = 1,
                  random_state: RandomState = None) -> None:
         self.epochs = epochs
         self.latent = latent
         self.hidden = hidden
+        self.batch_size = batch_size
+        self.beta = beta
+        self.anneal_steps = anneal_steps
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -232,6 +240,7 @@ class LowRank(Generator):
         seed = int(to_numpy_rng(self.random_state).integers(0, 2**31 - 1))
         vae = create("multvae", {
             "epochs": self.epochs, "latent": self.latent, "hidden": self.hidden, "patience": None,
+            "batch_size": self.batch_size, "anneal_cap": self.beta, "total_anneal_steps": self.anneal_steps,
             "n_threads": self.n_threads, "device": "cpu",
         }, random_state=seed)
         self.model_ = vae.fit(train)
