@@ -76,8 +76,8 @@ class Context:
         return {
             "seed": self.seed, "data": self.data.fingerprint(),
             "fractions": {"members": 0.5, "nonmembers": 0.25, "holdout": 0.25},
-            "n_members": int(len(self.split["members"])), "n_nonmembers": int(len(self.split["nonmembers"])),
-            "n_holdout": int(len(self.split["holdout"])), "holdout_test_frac": 0.2,
+            "n_members": len(self.split["members"]), "n_nonmembers": len(self.split["nonmembers"]),
+            "n_holdout": len(self.split["holdout"]), "holdout_test_frac": 0.2,
             "real_ndcg": self.real_ndcg,
         }
 
@@ -89,6 +89,7 @@ def prepare(data: Interactions, seed: int, models: tuple[str, ...] = fidelity.TS
     split = user_split(data, seed)
     holdout = rows_of(data, split["holdout"])
     sp_ = random_holdout(holdout, test_frac=0.2, valid_frac=0.0, random_state=seed)
+    assert sp_.test is not None  # test_frac > 0
     members = rows_of(data, split["members"])
     with step(f"fitting {len(models)} reference models on {members.n_users} real users", logger):
         real = fidelity.tstr_scores(fidelity.fit_tstr_models(members, models, random_state=seed),

@@ -85,7 +85,7 @@ def cooccurrence(real: Interactions, synth: Interactions, top_n: int = 100) -> d
 
     r, s = shares(real), shares(synth)
     corr = float(np.corrcoef(r, s)[0, 1]) if r.std() > 0 and s.std() > 0 else float("nan")
-    return {"correlation": corr, "top_n": int(len(top)), "real": r, "synth": s}
+    return {"correlation": corr, "top_n": len(top), "real": r, "synth": s}
 
 
 # ------------------------------------------------------------------------------------------ TSTR
@@ -136,8 +136,10 @@ def tstr_scores(models: dict[str, Any], eval_train: Interactions, eval_test: Int
     hist = eval_train.csr()
     out = {}
     for name, model in models.items():
-        res = evaluate(lambda users, m=model: fold_in(m, hist[users]), eval_train, eval_test,
-                       ks=(20,), metrics=["NDCG"], device="cpu")
+        def score(users: np.ndarray, m: Any = model) -> np.ndarray:
+            return fold_in(m, hist[users])
+
+        res = evaluate(score, eval_train, eval_test, ks=(20,), metrics=["NDCG"], device="cpu")
         out[name] = float(res.metrics[TSTR_METRIC])
     return out
 

