@@ -196,3 +196,18 @@ def test_command_writes_raw_ids_and_a_report(csv_file, tmp_path):
     page = (rep / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "<script" not in page
     assert sorted(p.name for p in rep.iterdir()) == ["metrics.json", "report.html"]
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_norm_gap_squared():
+    """D(x) = w.x has gradient w everywhere: penalty (|w| - 1)^2, 0 for a unit w and 1 for |w| = 2."""
+    import torch
+
+    from gan4rec.synth.gan import _Critic, _gradient_penalty
+
+    critic = _Critic(3, 4)
+    critic.net = torch.nn.Linear(3, 1, bias=False)
+    real, fake, gen = torch.rand(5, 3), torch.rand(5, 3), torch.Generator().manual_seed(0)
+    for norm, expected in ((1.0, 0.0), (2.0, 1.0)):
+        with torch.no_grad():
+            critic.net.weight.copy_(torch.tensor([[0.6, 0.8, 0.0]]) * norm)
+        assert float(_gradient_penalty(critic, real, fake, gen)) == pytest.approx(expected, abs=1e-6)
