@@ -158,8 +158,8 @@ def evaluate_generator(
         result["mia_auc_shadow"] = sh["auc"]
         result["curves"].update(shadow_fpr=sh["fpr"], shadow_tpr=sh["tpr"])
     attr = privacy.attribute_inference(synth, ctx.members)
-    if attr is not None:
-        result["attribute_inference"] = attr
+    if attr is not None:  # members (the generator saw them) and non-members (it did not), same classifier
+        result["attribute_inference"] = {"members": attr, "nonmembers": privacy.attribute_inference(synth, ctx.nonmembers)}
     return synth, result
 
 
