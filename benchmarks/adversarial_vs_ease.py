@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gan4rec.artifacts import atomic_write_text
+    from gan4rec.atomic import atomic_write_text
     from gan4rec.models.base import versions
 
     torch.set_num_threads(1)

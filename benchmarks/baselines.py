@@ -171,7 +171,7 @@ def main() -> int:
                   f"{r['users_per_s']:>12.0f} {r['ndcg20']:>8.4f}")
         sys.stdout.flush()
         if args.json:
-            from gan4rec.artifacts import atomic_write_text
+            from gan4rec.atomic import atomic_write_text
 
             doc = {"argv": sys.argv, "machine": machine, "reference_s": ref, "rows": rows}
             atomic_write_text(args.json, json.dumps(doc, indent=1))

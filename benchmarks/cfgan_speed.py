@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ratio']:.0%} | {r['epoch_s']:.1f} | {r['ratio_epochs']:.0%} |"
         )
     if args.json:
-        from gan4rec.artifacts import atomic_write_text
+        from gan4rec.atomic import atomic_write_text
 
         doc = {
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),

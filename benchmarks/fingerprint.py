@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan4rec.data.synthetic import make_synthetic
 from gan4rec.data.split import random_holdout
+from gan4rec.data.synthetic import make_synthetic
 from gan4rec.models import MODELS, create
 
 EPOCHS = {"epochs": 6, "eval_every": 2, "patience": 2, "device": "cpu"}

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {SHARED} is absent (the CFGAN ML-100K split)")
         return 0
 
-    from gan4rec.artifacts import atomic_write_text
+    from gan4rec.atomic import atomic_write_text
     from gan4rec.evaluation.significance import paired_ttest, paired_wilcoxon
     from gan4rec.experiment import DataSpec, Protocol, load_config, load_split, run_on_split
 

@@ -111,7 +111,7 @@ def main() -> int:
             print(f"| {base} | {other} | {'yes' if other in GAN else 'no'} | {mean[0]:.4f} | {mean[i]:.4f} | "
                   f"{WEIGHTS[i]:g} | {mean[i] - mean[0]:+.4f} |")
     if args.json:
-        from gan4rec.artifacts import atomic_write_text
+        from gan4rec.atomic import atomic_write_text
 
         out = {"command": " ".join(sys.argv), "weights": WEIGHTS, "alone": alone, "curves": curves, "summary": summary}
         atomic_write_text(Path(args.json), json.dumps(out, indent=1) + "\n")

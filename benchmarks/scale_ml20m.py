@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     target = Path(args.json) if args.json else (DEFAULT_JSON if args.scale == 1 else None)
     if target is not None:
-        from gan4rec.artifacts import atomic_write_text
+        from gan4rec.atomic import atomic_write_text
 
         doc = {
             "command": command,

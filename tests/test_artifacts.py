@@ -150,3 +150,153 @@ def test_atomic_writes_get_the_mode_open_would_give(tmp_path: Path) -> None:
         os.umask(old)
     out = atomic_write_text(tmp_path / "s.json", "{}")
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~old
+
+
+# ------------------------------------------------------------------------------------------ portability
+def _reseal_meta(path: Path, **params: object) -> None:
+    """Edit the saved params in meta.json and re-seal the manifest, as a hand-edited artifact would be."""
+    import hashlib
+
+    folder = _current(path)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["params"].update(params)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    blob = (folder / "meta.json").read_bytes()
+    manifest["files"]["meta.json"] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+def _small_train():
+    from gan4rec.data.idmap import IdMap
+    from gan4rec.data.interactions import Interactions
+
+    rng = np.random.default_rng(0)
+    dense = rng.random((12, 9)) < 0.4
+    dense[np.arange(12), np.arange(12) % 9] = True
+    u, i = np.nonzero(dense)
+    return Interactions.from_indices(u, i, IdMap(np.arange(12)), IdMap(np.arange(9)))
+
+
+@pytest.mark.parametrize("name", ["bpr", "cfgan"])
+def test_model_trained_on_cuda_loads_and_scores_on_this_machine(name: str, tmp_path: Path) -> None:
+    """``train --device cuda`` records device='cuda' (and CFGAN may record bf16); a CPU-only machine loads it."""
+    import torch
+
+    from gan4rec.artifacts import read_artifact_meta
+    from gan4rec.models import create
+    from gan4rec.models.base import Recommender
+
+    train = _small_train()
+    params = {"epochs": 2, "device": "cpu"} | ({"g_hidden": 8, "d_hidden": 8} if name == "cfgan" else {})
+    model = create(name, params, random_state=0).fit(train)
+    model.save(tmp_path / "m")
+    _reseal_meta(tmp_path / "m", device="cuda:3", **({"precision": "bf16"} if name == "cfgan" else {}))
+    loaded = Recommender.load(tmp_path / "m")
+    users = np.arange(train.n_users)
+    if not torch.cuda.is_available():
+        assert loaded.get_params()["device"] is None and loaded.device_.type == "cpu"
+        np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    assert read_artifact_meta(tmp_path / "m")["params"]["device"] == "cuda:3", "the recorded device stays"
+    pinned = Recommender.load(tmp_path / "m", device="cpu")
+    assert pinned.get_params()["device"] == "cpu"
+    np.testing.assert_array_equal(pinned.score(users), model.score(users))
+    for bad in (5, "warp:drive", ["cpu"]):
+        _reseal_meta(tmp_path / "m", device=bad)
+        with pytest.raises(ArtifactError, match="is not a torch device"):
+            Recommender.load(tmp_path / "m")
+
+
+# ------------------------------------------------------------------------------------------ staging
+def _host() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_load_sweeps_only_clearly_stale_staging_folders(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "m"
+    save_artifact(path, {"w": np.zeros(2, dtype=np.float32)}, {})
+    live = _current(path).name
+    dead, host = _dead_pid(), _host()
+
+    def staging(name: str, age: float = 0.0) -> Path:
+        folder = path / name if name.startswith(".staging-") else tmp_path / name
+        (folder / "v").mkdir(parents=True)
+        (folder / "v" / "tensors.safetensors").write_bytes(b"\0" * 1000)
+        when = time.time() - age
+        for p in (folder / "v" / "tensors.safetensors", folder / "v", folder):
+            os.utime(p, (when, when))
+        return folder
+
+    gone = [
+        staging(f".staging-v1-pid{dead}-{host}"),  # its writer is dead
+        staging(f".m.staging-ab12cd34-pid{dead}-{host}"),  # a first save's, beside the artifact
+        staging(".staging-v2", age=120),  # an old name without owner, untouched for two minutes
+        staging(f".staging-v3-pid{os.getpid()}-{host}", age=120),  # idle for two minutes
+    ]
+    kept = [
+        staging(f".staging-v4-pid{os.getpid()}-{host}"),  # a save in progress here
+        staging(f".staging-v5-pid{dead}-0000abcd"),  # another host's save in progress
+        staging(".staging-v6"),  # recent, owner unknown
+        staging(".n.staging-ab12cd34", age=120),  # another artifact's
+    ]
+    with caplog.at_level("WARNING", logger="gan4rec.artifacts"):
+        load_artifact(path)
+    assert [p.exists() for p in gone] == [False] * 4 and all(p.exists() for p in kept)
+    assert _current(path).name == live and caplog.text.count("left by an interrupted save") == 4
+    # Loading a version folder sweeps its artifact too; a missing artifact sweeps its first save's staging.
+    staging(f".staging-v7-pid{dead}-{host}")
+    load_artifact(_current(path))
+    assert not (path / f".staging-v7-pid{dead}-{host}").exists()
+    first = staging(f".x.staging-00000000-pid{dead}-{host}")
+    with pytest.raises(MissingInputError):
+        load_artifact(tmp_path / "x")
+    assert not first.exists()
+
+
+def test_sigkill_midway_then_load_leaves_no_staging(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    save_artifact(path, {"w": np.zeros(1, dtype=np.float32)}, {})
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while not list(path.glob(".staging-*")) and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    load_artifact(path)
+    assert not list(path.glob(".staging-*")), "the killed save's staging folder was swept"
+
+
+# ------------------------------------------------------------------------------------------ CSR checks
+@pytest.mark.parametrize(
+    ("indptr", "indices", "match"),
+    [
+        ([0, 2, 3], [0, 1, 2], None),
+        ([0, 0, 3], [0, 1, 2], None),
+        ([1, 2, 3], [0, 1, 2], "runs 1..3"),
+        ([0, 2, 4], [0, 1, 2], "runs 0..4, expected 0..3"),
+        ([0, 3, 1, 3], [0, 1, 2], "decreases at row 1"),
+        ([0, 2, 3], [0, 4, 2], "column index 4"),
+        ([0, 2, 3], [1, 0, 2], "row 0 are unsorted"),
+        ([0, 2, 3], [1, 1, 2], "row 0 are unsorted"),
+        ([0.0, 2.0, 3.0], [0, 1, 2], "integer"),
+    ],
+)
+def test_check_csr(indptr: list, indices: list, match: str | None) -> None:
+    from gan4rec.models.base import check_csr
+
+    ip, ix = np.array(indptr), np.array(indices)
+    if match is None:
+        check_csr(ip, ix, len(ip) - 1, 3, "m", sorted_rows=True)
+        return
+    with pytest.raises(ArtifactError, match=match):
+        check_csr(ip, ix, len(ip) - 1, 3, "m", sorted_rows=True)

@@ -12,15 +12,15 @@ import pytest
 from gan4rec.cli import main
 from gan4rec.compare import (
     DEMO_MODELS,
+    DEMO_TRIALS,
     compare,
     demo_experiment,
     experiment_toml,
-    leaderboard_text,
-    load_experiment,
 )
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.evaluation.significance import holm
-from gan4rec.experiment import DataSpec, Protocol
+from gan4rec.experiment import DataSpec, Protocol, load_experiment
+from gan4rec.leaderboard import leaderboard_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_users": 120, "n_items": 150, "n_interactions": 3000, "random_state": 0}
@@ -148,7 +148,7 @@ def test_several_splits_and_explicit_seeds() -> None:
     assert res["results"]["itemknn"]["n_runs"] == 2 and res["seeds"] == [3]
     assert res["protocol"]["ks"] == [10] and res["metric"] == "Recall@10"
     assert res["results"]["itemknn"]["tuning"][0]["reason"] == "trials=0"
-    assert "test Recall@10, mean +- std over 2 run(s) (1 seed(s) x 2 split(s))" in leaderboard_text(res)
+    assert "test Recall@10, mean +- sample std over 2 runs (seed 3 x 2 split(s))" in leaderboard_text(res)
 
 
 def test_bad_arguments_raise_data_errors() -> None:
@@ -252,7 +252,12 @@ def test_cli_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             assert f"{name} (not in this build)" in stdout
     res = json.loads((out / "results.json").read_text())
     assert res["models"] == [m for m in DEMO_MODELS if m in MODELS]
-    assert res["experiment"]["trials"] == 3 and res["experiment"]["seeds"] == [0]
+    assert res["experiment"]["trials"] == DEMO_TRIALS and res["experiment"]["seeds"] == [0]
+    # stdout states the trials each model actually got.
+    got = {n: sum(t["n_trials"] for t in res["results"][n]["tuning"]) for n in res["models"]}
+    assert "tuning on validation: " + ", ".join(
+        f"{n} {got[n]}/{DEMO_TRIALS} trials" if n != "toppop" else "toppop not tuned (empty search space)"
+        for n in res["models"]) in stdout
 
 
 @pytest.mark.slow

@@ -152,14 +152,16 @@ def test_registry_urls_folders_and_only_known_hashes() -> None:
     movielens = {
         "ml-100k": "100k", "ml-1m": "1m", "ml-latest-small": "latest", "ml-20m": "20m", "ml-25m": "25m",
     }
-    assert set(DATASETS) == {*movielens, "synthetic"}
+    assert set(DATASETS) == {*movielens, "citeulike-t", "synthetic"}
     for name, layout in movielens.items():
         spec = DATASETS[name]
         assert spec.url == f"https://files.grouplens.org/datasets/movielens/{name}.zip"
         assert (spec.folder, spec.layout, spec.name) == (name, layout, name)
         assert "no redistribution" in spec.licence and spec.description
     # Hashes only where known for certain: ML-100K's files, u.data's being the published digest.
-    assert {n for n, s in DATASETS.items() if s.sha256} == {"ml-100k"}
+    # CiteULike-t: users.dat and mult.dat, from the project's shared data README.
+    assert {n for n, s in DATASETS.items() if s.sha256} == {"ml-100k", "citeulike-t"}
+    assert set(DATASETS["citeulike-t"].sha256) == {"users.dat", "mult.dat"} and DATASETS["citeulike-t"].url is None
     hashes = DATASETS["ml-100k"].sha256
     assert hashes["u.data"] == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
     assert set(hashes) == {"README", "u.data", "u.genre", "u.info", "u.item", "u.occupation", "u.user"}

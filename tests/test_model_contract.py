@@ -133,3 +133,85 @@ def test_params_round_trip(name: str) -> None:
     assert set(describe(name)[name]["defaults"]) == set(params)
     with pytest.raises(DataError, match="has no parameter"):
         create(name, {"no_such_param": 1})
+
+
+# ------------------------------------------------------------------------------------------ determinism, refit
+# Models whose fit draws from random_state; another seed gives other scores. PureSVD's draw is ARPACK's start
+# vector, so its scores differ only at machine precision. The others ignore the seed.
+STOCHASTIC = {"slim", "puresvd", "bpr", "multvae", "ials", "cfgan", "irgan", "easegan"}
+_FITTED: dict[str, object] = {}
+
+
+def _fitted(name: str, train: Interactions):
+    """The model fitted with seed 0 on the checkerboard, fitted once per test session."""
+    if name not in _FITTED:
+        _FITTED[name] = _model(name).fit(train)
+    return _FITTED[name]
+
+
+def _held_out(train: Interactions, held: np.ndarray) -> Interactions:
+    """The withheld item of each user, as Interactions sharing train's maps (the validation part)."""
+    return Interactions.from_indices(np.arange(train.n_users), held, train.user_map, train.item_map)
+
+
+def test_stochastic_declaration_names_models() -> None:
+    assert STOCHASTIC <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_same_seed_same_scores(name: str, checkerboard) -> None:
+    train, _ = checkerboard
+    users = np.arange(train.n_users)
+    first = _fitted(name, train).score(users)
+    np.testing.assert_array_equal(_model(name).fit(train).score(users), first)
+    other = create(name, FAST_PARAMS.get(name), random_state=1).fit(train).score(users)
+    if name in STOCHASTIC:
+        assert not np.array_equal(other, first), f"{name} is declared stochastic but ignores its seed"
+    else:
+        np.testing.assert_array_equal(other, first)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_refit_params_fit_a_fresh_model(name: str, checkerboard) -> None:
+    train, held = checkerboard
+    valid = _held_out(train, held)
+    model = _model(name).fit(train, valid)
+    pinned = model.refit_params()
+    assert isinstance(pinned, dict) and set(pinned) <= set(model.get_params())
+    fresh = create(name, {**FAST_PARAMS.get(name, {}), **pinned}, random_state=0).fit(train)
+    assert all(fresh.get_params()[k] == v for k, v in pinned.items())
+    scores = fresh.score(np.arange(train.n_users))
+    assert scores.shape == (train.n_users, train.n_items) and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_save_before_fit_and_load_into_the_wrong_class(name: str, checkerboard, tmp_path) -> None:
+    from gan4rec.errors import ArtifactError
+
+    train, _ = checkerboard
+    with pytest.raises(NotFittedError, match="not fitted"):
+        _model(name).save(tmp_path / "unfitted")
+    assert not (tmp_path / "unfitted").exists()
+    model = _fitted(name, train)
+    model.save(tmp_path / "m")
+    assert type(type(model).load(tmp_path / "m")) is type(model)
+    names = list(MODELS)
+    other = MODELS[names[(names.index(name) + 1) % len(names)]]
+    with pytest.raises(ArtifactError, match=f"holds a '{name}' model, not '{other.name}'"):
+        other.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_recommend_excludes_interactions(name: str, checkerboard) -> None:
+    train, held = checkerboard
+    model = _fitted(name, train)
+    users = np.arange(train.n_users)
+    items, _ = model.recommend(users, k=3, exclude=_held_out(train, held))
+    assert not (items == held[:, None]).any(), "each user's excluded item is gone"
+    assert (items >= 0).all(), "the other unseen items fill the list"
+    other, _ = _checkerboard()
+    from gan4rec.data.idmap import IdMap
+
+    foreign = Interactions.from_indices(np.array([0]), np.array([0]), IdMap(np.arange(1, 21)), other.item_map)
+    with pytest.raises(DataError, match="exclude does not share"):
+        model.recommend(users, k=3, exclude=foreign)

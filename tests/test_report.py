@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan4rec.compare import compare, load_experiment
-from gan4rec.experiment import DataSpec, Protocol
+from gan4rec.compare import compare
+from gan4rec.experiment import DataSpec, Protocol, load_experiment
 from gan4rec.report import make_plots, render_html, write_report
 from gan4rec.report.plots import gan_curves, training_curves
 
@@ -138,3 +138,21 @@ def test_headless_chromium_screenshot(report_dir: Path, tmp_path: Path) -> None:
     body = (rgb[400:] * 255).astype(np.uint8).reshape(-1, 3)
     assert len(np.unique(body[:: 37], axis=0)) > 200
     assert (np.abs(body.astype(int) - body[0].astype(int)).sum(axis=1) > 30).mean() > 0.1
+
+
+def test_header_states_seeds_trials_and_one_run_time_without_single_run_spread(result: dict) -> None:
+    from gan4rec.leaderboard import leaderboard_text, run_time_text
+
+    one = copy.deepcopy(result)
+    one["seeds"], one["splits"] = one["seeds"][:1], one["splits"][:1]
+    page = render_html(one, plots=[])
+    assert "± " not in page and "one run" in page
+    seeds = f"{one['seeds'][0]} (1 seed)"
+    assert f"<dt>seeds</dt><dd>{seeds}</dd>" in page
+    assert f"<dt>run time</dt><dd>{run_time_text(one['seconds'])}</dd>" in page
+    assert f"run time: {run_time_text(one['seconds'])}" in leaderboard_text(one)
+    assert "+-" not in leaderboard_text(one).split("\n", 2)[1]
+    for name in one["models"]:
+        t = one["results"][name]["tuning"][0]
+        shown = f"{name} {t['n_trials']}/{one['trials']} trials" if t["tuned"] else f"{name} not tuned"
+        assert shown in page

@@ -32,7 +32,7 @@ pytest.importorskip("prometheus_client")
 
 from fastapi.testclient import TestClient
 
-from gan4rec.artifacts import atomic_write_text
+from gan4rec.atomic import atomic_write_text
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.synthetic import make_synthetic
@@ -40,7 +40,9 @@ from gan4rec.errors import DataError
 from gan4rec.explain import explain, history_matrix
 from gan4rec.models import create
 from gan4rec.models.base import Recommender
-from gan4rec.serve.app import _Batcher, create_app, read_api_keys, top_k
+from gan4rec.serve.app import create_app
+from gan4rec.serve.security import read_api_keys
+from gan4rec.serve.service import Batcher, top_k
 from gan4rec.serve.state import read_item_titles
 
 KEY = "test-key-0123456789abcdef"
@@ -453,7 +455,7 @@ def test_admin_reload_swaps_and_refuses_corrupt_artifacts(store: dict[str, Any],
     path = tmp_path / "m"
     create("ease", {"l2": 10.0}).fit(data).save(path)
     with TestClient(create_app(path, api_key=KEY)) as c:
-        v0 = c.get("/readyz").json()["model_version"]
+        v0 = c.get("/readyz", headers=H).json()["model_version"]
         live0 = c.app.state.slot.current
         create("ease", {"l2": 1000.0}).fit(data).save(path)
         r = c.post("/admin/reload", headers=H)
@@ -466,7 +468,7 @@ def test_admin_reload_swaps_and_refuses_corrupt_artifacts(store: dict[str, Any],
         _corrupt(path, "flip")
         r = c.post("/admin/reload", headers=H)
         assert r.status_code == 409 and f"still serving version {v1}" in r.json()["detail"]
-        ready = c.get("/readyz").json()
+        ready = c.get("/readyz", headers=H).json()
         assert ready["model_version"] == v1 and ready["refused_reloads"] == 1 and ready["reloads"] == 1
         assert "sha256" in ready["last_reload_error"]
         assert c.get("/recommend", params={"user": "1"}, headers=H).json()["model_version"] == v1
@@ -515,7 +517,7 @@ def test_micro_batcher_scores_concurrent_requests_together() -> None:
         model = _Model()
 
     async def run() -> list[np.ndarray]:
-        b = _Batcher()
+        b = Batcher()
         live = _Live()
         return await asyncio.gather(*(b.score(live, u) for u in (4, 1, 7)))
 
@@ -524,7 +526,7 @@ def test_micro_batcher_scores_concurrent_requests_together() -> None:
     assert [o.tolist() for o in out] == [[4.0] * 3, [1.0] * 3, [7.0] * 3]
 
     async def burst() -> list[np.ndarray]:
-        b = _Batcher()
+        b = Batcher()
         b.max_batch = 2
         live = _Live()
         return await asyncio.gather(*(b.score(live, u) for u in range(5)))
@@ -553,6 +555,17 @@ def test_web_page_is_self_contained(client: TestClient) -> None:
     assert "<script>" in r.text and "/recommend" in r.text
     assert "http://" not in r.text and "https://" not in r.text  # no CDN: the page works offline
     assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_web_page_hides_empty_tags_and_names_untitled_items_once(client: TestClient) -> None:
+    """Before the first query the strategy tag and warning lines are empty, and empty ones take no room;
+    every item list (history, recommendations, search results) names an item through one helper that
+    shows an untitled item's id once ("item 42", not "item 42 #42")."""
+    page = client.get("/").text
+    assert '<span class="method" id="strategy"></span>' in page
+    assert ".method:empty, .warnings:empty { display: none; }" in page
+    assert page.count('"#" + ') == 1, "the id tag is written in one place only (itemName)"
+    assert "entry.title ? [name, " in page and page.count("...itemName(it)") == 3
 
 
 # ---------------------------------------------------------------------------------------------- schemathesis
@@ -743,16 +756,16 @@ def test_real_server_sighup_reload_and_corrupt_refused(live_server: tuple[int, P
                                                         data: Interactions) -> None:
     port, path = live_server
     proc_pid = _SERVERS[port].pid
-    v0 = _call(port, "GET", "/readyz")[1]["model_version"]
+    v0 = _call(port, "GET", "/readyz", headers=H)[1]["model_version"]
     create("ease", {"l2": 500.0}).fit(data).save(path)
     v1 = (path / "CURRENT").read_text().strip()
     os.kill(proc_pid, signal.SIGHUP)
-    assert _wait_for(lambda: _call(port, "GET", "/readyz")[1]["model_version"] == v1), "reload did not happen"
+    assert _wait_for(lambda: _call(port, "GET", "/readyz", headers=H)[1]["model_version"] == v1), "reload did not happen"
     assert v1 != v0
     _corrupt(path, "truncate")
     os.kill(proc_pid, signal.SIGHUP)
-    assert _wait_for(lambda: _call(port, "GET", "/readyz")[1]["refused_reloads"] >= 1)
-    ready = _call(port, "GET", "/readyz")[1]
+    assert _wait_for(lambda: _call(port, "GET", "/readyz", headers=H)[1]["refused_reloads"] >= 1)
+    ready = _call(port, "GET", "/readyz", headers=H)[1]
     assert ready["model_version"] == v1 and ready["status"] == "ready"
     status, body = _call(port, "GET", "/recommend?user=1", headers=H)
     assert status == 200 and body["model_version"] == v1
@@ -776,7 +789,7 @@ def test_twenty_reloads_under_load(live_server: tuple[int, Path], data: Interact
     """
     port, path = live_server
     models = [create("ease", {"l2": l2}).fit(data) for l2 in (10.0, 300.0)]
-    valid = {_call(port, "GET", "/readyz")[1]["model_version"]}
+    valid = {_call(port, "GET", "/readyz", headers=H)[1]["model_version"]}
     stop = threading.Event()
     statuses: list[int] = []
     errors: list[str] = []
@@ -824,7 +837,7 @@ def test_twenty_reloads_under_load(live_server: tuple[int, Path], data: Interact
                 _corrupt(path, corruptions[(n // 2) % len(corruptions)])
                 status, body = _call(port, "POST", "/admin/reload", headers=H)
                 assert status == 409, body
-            assert _call(port, "GET", "/readyz")[1]["model_version"] == live
+            assert _call(port, "GET", "/readyz", headers=H)[1]["model_version"] == live
             time.sleep(0.05)
     finally:
         stop.set()
@@ -833,7 +846,7 @@ def test_twenty_reloads_under_load(live_server: tuple[int, Path], data: Interact
     assert errors == []
     assert len(statuses) > 100 and set(statuses) == {200}
     assert versions <= valid, versions - valid
-    ready = _call(port, "GET", "/readyz")[1]
+    ready = _call(port, "GET", "/readyz", headers=H)[1]
     assert ready["refused_reloads"] >= 10
 
 

@@ -354,7 +354,7 @@ def test_presplit_checks_maps_and_overlap() -> None:
 
 # ---------------------------------------------------------------------------------------------- dispatcher
 def test_make_split_dispatches() -> None:
-    assert SPLIT_KINDS == ("random", "leave-k-out", "temporal")
+    assert SPLIT_KINDS == ("random", "leave-k-out", "temporal", "cold-items")
     assert make_split(DATA, "random", test_frac=0.1, random_state=3) == random_holdout(
         DATA, test_frac=0.1, random_state=3
     )

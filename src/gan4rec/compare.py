@@ -27,7 +27,7 @@ Then, over all runs:
 The result is one JSON-ready dict (see :func:`compare`); :func:`gan4rec.report.write_report` renders it.
 
 Experiment configs (TOML, ``configs/experiments/*.toml``) describe a whole comparison; see
-:func:`load_experiment`. Paths inside a config are relative to the current working directory (where the
+:func:`gan4rec.experiment.load_experiment`. Paths inside a config are relative to the current working directory (where the
 command runs), not to the config file, like paths given as flags.
 """
 
@@ -35,22 +35,51 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import logging
 import math
 import time
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gan4rec.errors import DataError, MissingInputError
-from gan4rec.experiment import DataSpec, Protocol, load_split, protocol_record, run_on_split
+from gan4rec.experiment import (
+    EXPERIMENT_KEYS,
+    DataSpec,
+    Protocol,
+    data_record,
+    load_experiment,
+    load_split,
+    protocol_record,
+    run_on_split,
+)
+from gan4rec.leaderboard import (
+    STD_NOTE,
+    leaderboard_rows,
+    leaderboard_text,
+    model_entry,
+    pool_users,
+    significance_tests,
+    user_ci,
+)
+from gan4rec.popularity import (
+    POPULARITY_BUCKETS,
+    popularity_buckets,
+    popularity_summary,
+    recommend_counts,
+    run_popularity,
+    train_popularity,
+)
 
+# EXPERIMENT_KEYS, POPULARITY_BUCKETS, leaderboard_text and load_experiment live in gan4rec.experiment,
+# gan4rec.popularity and gan4rec.leaderboard; they are re-exported here for callers of the old home.
 __all__ = [
     "DEMO_MODELS",
+    "DEMO_SEARCH_SPACES",
+    "DEMO_TIMEOUT_PER_MODEL",
+    "DEMO_TRIALS",
     "EXPERIMENT_KEYS",
     "POPULARITY_BUCKETS",
     "compare",
@@ -66,144 +95,33 @@ log = logging.getLogger(__name__)
 #: Models of ``gan4rec demo``, in leaderboard-tie order; those not in this build are skipped.
 DEMO_MODELS: tuple[str, ...] = ("cfgan", "irgan", "ease", "itemknn", "toppop")
 
-#: Top-level keys an experiment config may hold.
-EXPERIMENT_KEYS: tuple[str, ...] = (
-    "description", "models", "params", "model_configs", "seeds", "trials", "splits", "timeout_per_model",
-    "skip_missing_models", "data", "protocol",
-)
+#: Tuning trials per model in the demo: a fixed count, so every machine runs the same search.
+DEMO_TRIALS = 4
 
-#: Item-popularity buckets of the popularity-bias statistics (equal numbers of items, most popular first).
-POPULARITY_BUCKETS = 10
+#: The demo's tuning time box per model, seconds: a guard, several times what a model needs on 2 idle cores.
+DEMO_TIMEOUT_PER_MODEL = 120.0
 
-_ALPHA = 0.05
-_RECOMMEND_BATCH = 1024
-# Share of the least popular items counted as the long tail (buckets 3..10 of 10 = the bottom 80 %).
-_TAIL_FROM_BUCKET = 2
+#: The demo's small search spaces, around each model's defaults (TopPop has nothing to tune).
+DEMO_SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "cfgan": {"alpha": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+              "zr_ratio": {"type": "float", "low": 0.3, "high": 0.9}},
+    "irgan": {"d_lr": {"type": "float", "low": 3e-4, "high": 3e-3, "log": True},
+              "tau": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
+    "ease": {"l2": {"type": "float", "low": 50.0, "high": 5000.0, "log": True}},
+    "itemknn": {"topk": {"type": "int", "low": 20, "high": 400, "log": True},
+                "shrink": {"type": "int", "low": 0, "high": 100}},
+}
 
 
 # ---------------------------------------------------------------------------------------------- configs
-def load_experiment(path: str | Path) -> dict[str, Any]:
-    """Read and check a TOML experiment config.
-
-    Keys (all optional; command-line flags override them):
-
-    - ``description``: free text shown in the report.
-    - ``models``: registry names, e.g. ``["cfgan", "ease", "toppop"]``.
-    - ``[params.NAME]``: params of model ``NAME`` held fixed (not searched while tuning).
-    - ``[model_configs]``: ``NAME = "configs/NAME.toml"``, a model config (``model``, ``[params]``) whose
-      params are held fixed; ``[params.NAME]`` entries override it.
-    - ``seeds`` (int N for seeds 0..N-1, or a list), ``trials`` (per model, >= 0), ``splits`` (>= 1),
-      ``timeout_per_model`` (seconds of tuning per model).
-    - ``skip_missing_models``: skip (with a warning) listed models that this build does not have.
-    - ``[data]``: the :class:`~gan4rec.experiment.DataSpec` fields (``dataset``, ``train``, ``test``,
-      ``format``...). Paths are relative to the current working directory.
-    - ``[protocol]``: the :class:`~gan4rec.experiment.Protocol` fields (``split``, ``valid_frac``, ``ks``,
-      ``metric``...).
-
-    Returns
-    -------
-    dict
-        The keys above with ``params`` resolved (model configs merged in) and ``source``: the path, the
-        sha256 and the text of the file, recorded with every result.
-    """
-    from gan4rec.experiment import load_config
-
-    p = Path(path)
-    if not p.is_file():
-        raise MissingInputError(f"{p}: no such experiment config file")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-        cfg = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not UTF-8 text; expected a TOML experiment config") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{p}: invalid TOML ({e})") from None
-    for key in cfg:
-        if key not in EXPERIMENT_KEYS:
-            raise DataError(f"{p}: unknown key {key!r}; expected keys among {', '.join(EXPERIMENT_KEYS)}")
-    out: dict[str, Any] = {}
-    if "description" in cfg:
-        out["description"] = _expect(cfg["description"], str, p, "description", "a string")
-    if "models" in cfg:
-        models = cfg["models"]
-        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
-            raise DataError(f"{p}: models = {models!r}; expected a non-empty list of registry names")
-        if len(set(models)) != len(models):
-            raise DataError(f"{p}: models = {models!r} lists a model twice")
-        out["models"] = list(models)
-    params: dict[str, dict[str, Any]] = {}
-    configs = cfg.get("model_configs", {})
-    if not isinstance(configs, dict):
-        raise DataError(f"{p}: [model_configs] must be a table of NAME = \"path/to/model.toml\"")
-    for name, cfg_path in configs.items():
-        if not isinstance(cfg_path, str):
-            raise DataError(f"{p}: model_configs.{name} = {cfg_path!r}; expected a path string")
-        model_cfg = load_config(cfg_path)
-        if model_cfg.get("model", name) != name:
-            raise DataError(
-                f"{p}: model_configs.{name} = {cfg_path!r} configures model {model_cfg['model']!r}, not {name!r}"
-            )
-        params[name] = dict(model_cfg.get("params", {}))
-    table = cfg.get("params", {})
-    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
-        raise DataError(f"{p}: [params] must hold one table per model, e.g. [params.ease] l2 = 500.0")
-    for name, values in table.items():
-        params[name] = {**params.get(name, {}), **values}
-    out["params"] = params
-    if configs:
-        out["model_configs"] = dict(configs)
-    if "seeds" in cfg:
-        seeds = cfg["seeds"]
-        if isinstance(seeds, list):
-            if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-                raise DataError(f"{p}: seeds = {seeds!r}; expected a count >= 1 or a non-empty list of seeds >= 0")
-        else:
-            _expect_int(seeds, p, "seeds", 1)
-        out["seeds"] = seeds
-    if "trials" in cfg:
-        out["trials"] = _expect_int(cfg["trials"], p, "trials", 0)
-    if "splits" in cfg:
-        out["splits"] = _expect_int(cfg["splits"], p, "splits", 1)
-    if "timeout_per_model" in cfg:
-        t = cfg["timeout_per_model"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise DataError(f"{p}: timeout_per_model = {t!r}; expected a positive number of seconds")
-        out["timeout_per_model"] = float(t)
-    if "skip_missing_models" in cfg:
-        out["skip_missing_models"] = _expect(cfg["skip_missing_models"], bool, p, "skip_missing_models", "true or false")
-    for table_name, cls in (("data", DataSpec), ("protocol", Protocol)):
-        section = cfg.get(table_name, {})
-        if not isinstance(section, dict):
-            raise DataError(f"{p}: [{table_name}] must be a table")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in section:
-            if key not in known:
-                raise DataError(f"{p}: unknown {table_name} key {key!r}; expected keys among {', '.join(sorted(known))}")
-        out[table_name] = dict(section)
-    if "ks" in out["protocol"]:
-        out["protocol"]["ks"] = tuple(out["protocol"]["ks"])
-    out["source"] = {"path": str(p), "sha256": hashlib.sha256(raw).hexdigest(), "text": text}
-    return out
-
-
-def _expect(value: Any, kind: type, path: Path, key: str, what: str) -> Any:
-    if not isinstance(value, kind):
-        raise DataError(f"{path}: {key} = {value!r}; expected {what}")
-    return value
-
-
-def _expect_int(value: Any, path: Path, key: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise DataError(f"{path}: {key} = {value!r}; expected an integer >= {low}")
-    return value
-
-
 def demo_experiment(n_users: int = 500, n_items: int = 800) -> dict[str, Any]:
     """The experiment of ``gan4rec demo`` (``configs/experiments/demo.toml`` holds the same one).
 
     A synthetic dataset with ML-100K's density (6.25%), a random 80/20 split with 20% of train for
-    validation, 3 tuning trials and a 20 s tuning time box per model, one seed.
+    validation, one seed, and :data:`DEMO_TRIALS` tuning trials per model in a small search space around
+    each model's good defaults (:data:`DEMO_SEARCH_SPACES`). The trial count, not the clock, sets the
+    search, so the demo gives the same leaderboard on every machine; the time box
+    (:data:`DEMO_TIMEOUT_PER_MODEL`) is only a guard, with a WARNING when it cuts a model short.
     """
     for name, value in (("n_users", n_users), ("n_items", n_items)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 20:
@@ -217,15 +135,17 @@ def demo_experiment(n_users: int = 500, n_items: int = 800) -> dict[str, Any]:
         "params": {"cfgan": {"epochs": 40, "eval_every": 5, "patience": 2},
                    "irgan": {"epochs": 4, "pretrain_epochs": 30}},
         "seeds": 1,
-        "trials": 3,
+        "trials": DEMO_TRIALS,
         "splits": 1,
-        "timeout_per_model": 20.0,
+        "timeout_per_model": DEMO_TIMEOUT_PER_MODEL,
         "skip_missing_models": True,
         "data": {"dataset": "synthetic",
                  "synthetic": {"n_users": n_users, "n_items": n_items, "n_interactions": n_interactions,
                                "random_state": 0}},
         "protocol": {"split": "random", "test_frac": 0.2, "valid_frac": 0.2, "split_seed": 42,
                      "ks": (5, 10, 20), "metric": "NDCG@20"},
+        "search_space": {name: {p: dict(spec) for p, spec in space.items()}
+                         for name, space in DEMO_SEARCH_SPACES.items()},
     }
 
 
@@ -240,14 +160,11 @@ def experiment_record(
     timeout_per_model: float | None,
     skip_missing: bool = False,
     description: str = "",
+    search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
+    wide: bool = False,
 ) -> dict[str, Any]:
     """The effective experiment as a config dict: :func:`experiment_toml` of it reproduces the run."""
-    data = {}
-    defaults = DataSpec()
-    for f in dataclasses.fields(DataSpec):
-        value = getattr(spec, f.name)
-        if value is not None and value != getattr(defaults, f.name):
-            data[f.name] = dict(value) if isinstance(value, dict) else value
+    data = data_record(spec)
     proto = {k: v for k, v in protocol_record(protocol).items() if k != "evaluation"}
     out: dict[str, Any] = {}
     if description:
@@ -262,11 +179,15 @@ def experiment_record(
         out["timeout_per_model"] = float(timeout_per_model)
     if skip_missing:
         out["skip_missing_models"] = True
+    if wide:
+        out["wide"] = True
     out["data"] = data
     out["protocol"] = proto
     params = {name: dict(p) for name, p in models.items() if p}
     if params:
         out["params"] = params
+    if search_spaces:
+        out["search_space"] = {name: {p: dict(spec) for p, spec in space.items()} for name, space in search_spaces.items()}
     return _clean(out)
 
 
@@ -311,6 +232,8 @@ def compare(
     device: str | None = None,
     skip_missing: bool = False,
     description: str = "",
+    search_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    wide: bool = False,
 ) -> dict[str, Any]:
     """Run the comparison protocol of the module docstring and return a JSON-ready result.
 
@@ -328,7 +251,9 @@ def compare(
     splits
         Number of splits (random and leave-k-out splits; a temporal split is the same every time).
     timeout_per_model
-        Seconds after which a model's tuning starts no new trial (the same box for every model).
+        The tuning time box of each model (the same for all): after it no trial starts and a running
+        epoch-based fit stops at its next validation; a WARNING says when it cut a model's search short,
+        and ``results.NAME.tuning`` records the trials each model got.
     config
         The experiment config this run came from (``load_experiment(...)["source"]``), recorded verbatim.
     device
@@ -337,6 +262,11 @@ def compare(
         Skip, with a warning, models that are not in :data:`gan4rec.models.MODELS` (else a DataError).
     description
         Free text recorded with the result and shown in the report.
+    search_spaces
+        ``{name: search space}`` replacing a model's declared ``search_space`` (e.g. the demo's small spaces
+        around good defaults). A model searched in its own space also runs its ``published_configs`` first.
+    wide
+        Search ``search_space_wide`` for the models that declare one (others: their ``search_space``).
 
     Returns
     -------
@@ -344,14 +274,68 @@ def compare(
         ``kind="compare"``, ``experiment`` (the effective config) and ``experiment_toml``, ``config``,
         ``models``, ``skipped``, ``dataset``, ``splits``, ``protocol``, ``seeds``, ``metric``, ``best``,
         ``leaderboard`` (rows sorted by mean ``metric``), ``results`` (one entry per model in the schema
-        of ``gan4rec train``: ``metrics.test`` is the mean over runs, ``metrics.test_std`` the std, plus
+        of ``gan4rec train``: ``metrics.test`` is the mean over runs, ``metrics.test_std`` the sample std (``std`` says so), plus
         ``per_seed``, ``tuning``, ``user_ci95``, ``history``, ``popularity``), ``significance`` (every
         p-value), ``popularity``, ``versions``, ``seconds`` and ``created``.
     """
-    from gan4rec.evaluation.metrics import RANKING_METRICS
+    t_start = time.perf_counter()
+    wanted, skipped = _available_models(models, skip_missing)
+    seed_list = _seed_list(seeds)
+    spaces = _search_spaces(wanted, search_spaces or {}, wide)
+    protocol, k = _checked_protocol(protocol, spec, wanted, spaces, trials=trials, splits=splits,
+                                    timeout_per_model=timeout_per_model)
+    acc = _Runs(wanted)
+    for s in range(int(splits)):
+        _run_split(acc, s, spec, dataclasses.replace(protocol, split_seed=protocol.split_seed + s), wanted,
+                   spaces, splits=int(splits), seed_list=seed_list, trials=int(trials), timeout=timeout_per_model, k=k,
+                   device=device)
+    summary = _summarise(acc, wanted, protocol.metric, k)
+    record = experiment_record(wanted, spec, protocol, seeds=seed_list, trials=int(trials), splits=int(splits),
+                               timeout_per_model=timeout_per_model, skip_missing=skip_missing,
+                               description=description, search_spaces=search_spaces, wide=wide)
+    out = {
+        "kind": "compare",
+        "description": description,
+        "experiment": record,
+        "experiment_toml": experiment_toml(record),
+        "config": dict(config) if config else None,
+        "models": list(wanted),
+        "skipped": skipped,
+        "dataset": acc.split_records[0]["dataset"],
+        "splits": acc.split_records,
+        "protocol": protocol_record(protocol),
+        "seeds": seed_list,
+        "trials": int(trials),
+        "timeout_per_model": timeout_per_model,
+        "metric": protocol.metric,
+        "std": STD_NOTE,
+        **summary,
+        "versions": _versions(),
+        "seconds": round(time.perf_counter() - t_start, 3),
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+    }
+    return _clean(out)
+
+
+class _Runs:
+    """What the runs of every split accumulate, model by model, for :func:`_summarise`."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        self.tuning: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        self.histories: dict[str, dict[str, Any] | None] = {}
+        self.user_values: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in names}  # per split: metric -> (n_u,)
+        self.split_users: list[np.ndarray] = []
+        self.split_records: list[dict[str, Any]] = []
+        self.pop_train: list[dict[str, Any]] = []
+
+
+def _available_models(
+    models: Sequence[str] | Mapping[str, Mapping[str, Any] | None], skip_missing: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The models to run with their fixed params (checked), and those skipped as not in this build."""
     from gan4rec.models import MODELS
 
-    t_start = time.perf_counter()
     wanted = _model_params(models)
     skipped: dict[str, str] = {}
     for name in list(wanted):
@@ -365,7 +349,17 @@ def compare(
         raise DataError(f"none of the models {', '.join(skipped)} is in this build; known: {', '.join(MODELS)}")
     for name, params in wanted.items():
         MODELS[name].check_params(params)
-    seed_list = _seed_list(seeds)
+    return wanted, skipped
+
+
+def _checked_protocol(
+    protocol: Protocol, spec: DataSpec, wanted: Mapping[str, Mapping[str, Any]], spaces: Mapping[str, Any], *,
+    trials: int, splits: int,
+    timeout_per_model: float | None,
+) -> tuple[Protocol, int]:
+    """Check the budget and the protocol; return the protocol with the K of its metric evaluated, and K."""
+    from gan4rec.evaluation.metrics import RANKING_METRICS
+
     if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 0:
         raise DataError(f"trials={trials!r}; expected an integer >= 0 (0 = no tuning)")
     if isinstance(splits, bool) or not isinstance(splits, (int, np.integer)) or splits < 1:
@@ -381,7 +375,7 @@ def compare(
     if k not in protocol.ks:
         protocol = dataclasses.replace(protocol, ks=tuple(sorted({*protocol.ks, k})))
         log.info("added K=%d of %s to the evaluated cut-offs", k, protocol.metric)
-    tuned_models = [n for n in wanted if trials > 0 and _search_space(n, wanted[n])]
+    tuned_models = [n for n in wanted if trials > 0 and spaces[n][0]]
     if tuned_models and protocol.valid_frac == 0:
         raise DataError(
             f"tuning {', '.join(tuned_models)} needs a validation split but protocol.valid_frac=0; "
@@ -391,76 +385,84 @@ def compare(
         raise DataError(f"splits={splits} with a temporal split: every split would be the same; use splits=1")
     if splits > 1 and spec.source() == "train/test":
         log.warning("pre-split train/test files: the %d splits differ only in their validation part", splits)
+    return protocol, k
 
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in wanted}
-    tuning: dict[str, list[dict[str, Any]]] = {n: [] for n in wanted}
-    histories: dict[str, dict[str, Any] | None] = {}
-    user_values: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in wanted}  # per split: metric -> (n_u,)
-    split_users: list[np.ndarray] = []
-    split_records: list[dict[str, Any]] = []
-    pop_train: list[dict[str, Any]] = []
-    for s in range(int(splits)):
-        proto_s = dataclasses.replace(protocol, split_seed=protocol.split_seed + s)
-        split, info = load_split(spec, proto_s)
-        assert split.test is not None  # load_split always makes a test part
-        split_records.append({"index": s, "split_seed": proto_s.split_seed, "fingerprint": split.fingerprint,
+
+def _run_split(
+    acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]],
+    spaces: Mapping[str, tuple[dict[str, Any], bool]], *, splits: int,
+    seed_list: list[int], trials: int, timeout: float | None, k: int, device: str | None,
+) -> None:
+    """Split ``s``: make it, then tune every model on its validation and refit + test it once per seed."""
+    split, info = load_split(spec, proto_s)
+    assert split.test is not None  # load_split always makes a test part
+    acc.split_records.append({"index": s, "split_seed": proto_s.split_seed, "fingerprint": split.fingerprint,
                               "dataset": info})
-        log.info("split %d/%d: %d users x %d items, %d train / %d valid / %d test interactions (%s)",
-                 s + 1, splits, info["n_users"], info["n_items"], info["n_fit"], info["n_valid"], info["n_test"],
-                 split.fingerprint[:12])
-        evaluated_train = split.full_train() if (split.valid is None or proto_s.refit == "full") else split.train
-        buckets, train_pop = _popularity_buckets(evaluated_train)
-        pop_train.append(_train_popularity(buckets, train_pop, evaluated_train))
-        users_s: np.ndarray | None = None
-        for name, fixed in wanted.items():
-            tuned = _tune_one(name, fixed, split, proto_s, trials=int(trials), timeout=timeout_per_model,
-                              seed=seed_list[0], device=device)
-            tuning[name].append({"split": s, **tuned})
-            sums: dict[str, np.ndarray] = {}
-            for seed in seed_list:
-                rr = run_on_split(name, tuned["best_params"], split, info, proto_s, seed=seed, device=device)
-                ev = rr.test_eval
-                if users_s is None:
-                    users_s = np.array(ev.users, dtype=np.int64)  # a writable copy: torch wraps it when scoring
-                elif not np.array_equal(users_s, ev.users):
-                    raise RuntimeError(f"{name}: evaluated test users differ from the other models' on split {s}")
-                for metric, values in ev.per_user.items():
-                    sums[metric] = sums.get(metric, 0.0) + np.asarray(values, dtype=np.float64)
-                exclude = split.valid if evaluated_train is split.train and split.valid is not None else None
-                counts, rec_seconds = _recommend_counts(rr.model, users_s, k, exclude)
-                run = {
-                    "split": s, "split_seed": proto_s.split_seed, "split_fingerprint": split.fingerprint,
-                    "seed": int(seed), "metrics": rr.result["metrics"], "fit_seconds": rr.result["fit_seconds"],
-                    "eval_seconds": rr.result["eval_seconds"], "recommend_seconds": round(rec_seconds, 4),
-                    "params": rr.result["params"], "refit_params": rr.result["refit_params"],
-                    "popularity": _run_popularity(counts, buckets, train_pop, evaluated_train),
-                }
-                runs[name].append({"result": rr.result, **run})
-                if name not in histories:
-                    histories[name] = _history_record(rr.model.history_, proto_s.metric, s, int(seed))
-                log.info("%s split %d seed %d: test %s = %.4f (fit %.2f s, recommend %.3f s)", name, s, seed,
-                         proto_s.metric, rr.result["metrics"]["test"].get(proto_s.metric, math.nan),
-                         rr.result["fit_seconds"], rec_seconds)
-            user_values[name].append({m: v / len(seed_list) for m, v in sums.items()})
-        assert users_s is not None
-        split_users.append(users_s)
+    log.info("split %d/%d: %d users x %d items, %d train / %d valid / %d test interactions (%s)",
+             s + 1, splits, info["n_users"], info["n_items"], info["n_fit"], info["n_valid"], info["n_test"],
+             split.fingerprint[:12])
+    evaluated_train = split.full_train() if (split.valid is None or proto_s.refit == "full") else split.train
+    buckets, train_pop = popularity_buckets(evaluated_train)
+    acc.pop_train.append(train_popularity(buckets, train_pop, evaluated_train))
+    exclude = split.valid if evaluated_train is split.train and split.valid is not None else None
+    users_s: np.ndarray | None = None
+    for name, fixed in wanted.items():
+        tuned, best_model = _tune_one(name, fixed, spaces[name], split, proto_s, trials=trials, timeout=timeout,
+                                      seed=seed_list[0], device=device)
+        acc.tuning[name].append({"split": s, **tuned})
+        sums: dict[str, np.ndarray] = {}
+        for seed in seed_list:
+            # The tuning seed's first fit is the best trial's: reuse it rather than fit it again.
+            reuse = best_model if seed == seed_list[0] else None
+            rr = run_on_split(name, tuned["best_params"], split, info, proto_s, seed=seed, device=device,
+                              fitted=reuse, fitted_seconds=tuned.get("best_fit_seconds", 0.0))
+            best_model = None
+            ev = rr.test_eval
+            if users_s is None:
+                users_s = np.array(ev.users, dtype=np.int64)  # a writable copy: torch wraps it when scoring
+            elif not np.array_equal(users_s, ev.users):
+                raise RuntimeError(f"{name}: evaluated test users differ from the other models' on split {s}")
+            for metric, values in ev.per_user.items():
+                sums[metric] = sums.get(metric, 0.0) + np.asarray(values, dtype=np.float64)
+            counts, rec_seconds = recommend_counts(rr.model, users_s, k, exclude)
+            run = {
+                "split": s, "split_seed": proto_s.split_seed, "split_fingerprint": split.fingerprint,
+                "seed": int(seed), "metrics": rr.result["metrics"], "fit_seconds": rr.result["fit_seconds"],
+                "eval_seconds": rr.result["eval_seconds"], "recommend_seconds": round(rec_seconds, 4),
+                "params": rr.result["params"], "refit_params": rr.result["refit_params"],
+                "popularity": run_popularity(counts, buckets, train_pop, evaluated_train),
+            }
+            acc.runs[name].append({"result": rr.result, **run})
+            if name not in acc.histories:
+                acc.histories[name] = _history_record(rr.model.history_, proto_s.metric, s, int(seed))
+            log.info("%s split %d seed %d: test %s = %.4f (fit %.2f s, recommend %.3f s)", name, s, seed,
+                     proto_s.metric, rr.result["metrics"]["test"].get(proto_s.metric, math.nan),
+                     rr.result["fit_seconds"], rec_seconds)
+        acc.user_values[name].append({m: v / len(seed_list) for m, v in sums.items()})
+    assert users_s is not None
+    acc.split_users.append(users_s)
 
-    results = {name: _model_entry(name, runs[name], tuning[name], histories.get(name), MODELS[name])
+
+def _summarise(acc: _Runs, wanted: Mapping[str, Any], metric: str, k: int) -> dict[str, Any]:
+    """Per-model entries, the best model, significance, leaderboard and popularity over all runs."""
+    from gan4rec.models import MODELS
+
+    results = {name: model_entry(name, acc.runs[name], acc.tuning[name], acc.histories.get(name), MODELS[name])
                for name in wanted}
-    per_user, units = _pool_users(user_values, split_users)
+    per_user, units = pool_users(acc.user_values, acc.split_users)
     for name, entry in results.items():
-        entry["user_ci95"] = _user_ci(per_user[name])
-    best = max(wanted, key=lambda n: (results[n]["metrics"]["test"].get(protocol.metric, -math.inf),
-                                      -list(wanted).index(n)))
-    significance = _significance(per_user, best, protocol.metric, len(units))
-    leaderboard = _leaderboard(results, significance, protocol.metric, best)
-    popularity = _popularity_summary(pop_train, {n: [r["popularity"] for r in runs[n]] for n in wanted}, k)
+        entry["user_ci95"] = user_ci(per_user[name])
+    best = max(wanted, key=lambda n: (results[n]["metrics"]["test"].get(metric, -math.inf), -list(wanted).index(n)))
+    significance = significance_tests(per_user, best, metric, len(units))
+    leaderboard = leaderboard_rows(results, significance, metric, best)
+    popularity = popularity_summary(acc.pop_train, {n: [r["popularity"] for r in acc.runs[n]] for n in wanted}, k)
     for name in wanted:
         results[name]["popularity"] = popularity["models"][name]
+    return {"best": best, "leaderboard": leaderboard, "results": results, "significance": significance,
+            "popularity": popularity}
 
-    record = experiment_record(wanted, spec, protocol, seeds=seed_list, trials=int(trials), splits=int(splits),
-                               timeout_per_model=timeout_per_model, skip_missing=skip_missing,
-                               description=description)
+
+def _versions() -> dict[str, str]:
     from gan4rec.models.base import versions
 
     vers = versions()
@@ -470,31 +472,7 @@ def compare(
         vers["optuna"] = optuna.__version__
     except ImportError:
         pass
-    out = {
-        "kind": "compare",
-        "description": description,
-        "experiment": record,
-        "experiment_toml": experiment_toml(record),
-        "config": dict(config) if config else None,
-        "models": list(wanted),
-        "skipped": skipped,
-        "dataset": split_records[0]["dataset"],
-        "splits": split_records,
-        "protocol": protocol_record(protocol),
-        "seeds": seed_list,
-        "trials": int(trials),
-        "timeout_per_model": timeout_per_model,
-        "metric": protocol.metric,
-        "best": best,
-        "leaderboard": leaderboard,
-        "results": results,
-        "significance": significance,
-        "popularity": popularity,
-        "versions": vers,
-        "seconds": round(time.perf_counter() - t_start, 3),
-        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-    }
-    return _clean(out)
+    return vers
 
 
 def _model_params(models: Sequence[str] | Mapping[str, Mapping[str, Any] | None]) -> dict[str, dict[str, Any]]:
@@ -525,118 +503,73 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return [int(s) for s in out]
 
 
-def _search_space(name: str, fixed: Mapping[str, Any]) -> dict[str, Any]:
+def _search_spaces(
+    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool
+) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Each model's search space (fixed params taken out) and whether it is the model's own declared one."""
     from gan4rec.models import MODELS
 
-    return {p: s for p, s in MODELS[name].search_space.items() if p not in fixed}
+    for name in given:
+        if name not in wanted:
+            raise DataError(f"search space given for {name!r}, which is not among the models {', '.join(wanted)}")
+    out = {}
+    for name, fixed in wanted.items():
+        cls = MODELS[name]
+        own = name not in given
+        if not own:
+            space = {p: dict(spec) for p, spec in given[name].items()}
+            cls.check_params(dict.fromkeys(space))
+        elif wide and getattr(cls, "search_space_wide", None) is not None:
+            space = dict(cls.search_space_wide)  # type: ignore[attr-defined]
+        else:
+            space = dict(cls.search_space)
+        out[name] = ({p: spec for p, spec in space.items() if p not in fixed}, own)
+    return out
 
 
 def _tune_one(
-    name: str, fixed: dict[str, Any], split: Any, protocol: Protocol, *, trials: int, timeout: float | None,
-    seed: int, device: str | None,
-) -> dict[str, Any]:
-    """Tune one model on validation; a model with nothing to search keeps its defaults + fixed params."""
-    space = _search_space(name, fixed)
-    if trials == 0 or not space:
+    name: str, fixed: dict[str, Any], space: tuple[dict[str, Any], bool], split: Any, protocol: Protocol, *,
+    trials: int, timeout: float | None, seed: int, device: str | None,
+) -> tuple[dict[str, Any], Any]:
+    """Tune one model on validation; a model with nothing to search keeps its defaults + fixed params.
+
+    Returns the tuning record and the best trial's fitted model (or ``None``) for the first seed's run.
+    """
+    if trials == 0 or not space[0]:
         reason = "trials=0" if trials == 0 else "empty search space"
         log.info("%s: not tuned (%s); defaults + fixed params", name, reason)
         return {"tuned": False, "reason": reason, "best_params": dict(fixed), "best_value": None, "n_trials": 0,
-                "seconds": 0.0, "trials": []}
+                "seconds": 0.0, "trials": []}, None
     try:
         import optuna  # noqa: F401  # tune() needs it; fail with the fix rather than a traceback
     except ImportError:
         raise MissingInputError(
             f"tuning {name} needs optuna, which is not installed; pip install 'gan4rec[tune]' or pass trials=0"
         ) from None
-    from gan4rec.tuning import tune
+    from gan4rec.tuning import TimeBoxError, tune
 
     log.info("%s: tuning on validation (%d trials%s)", name, trials,
              f", {timeout:g} s time box" if timeout is not None else "")
-    res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
-               timeout=timeout, seed=seed, device=device, valid_repeats=protocol.valid_repeats)
-    n_complete = sum(t["state"] == "COMPLETE" for t in res.trials)
-    log.info("%s: best validation %s = %.4f after %d trials (%.1f s)", name, res.metric, res.best_value,
-             len(res.trials), res.seconds)
+    try:
+        res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
+                   search_space=space[0], published=space[1], timeout=timeout, seed=seed, device=device,
+                   valid_repeats=protocol.valid_repeats)
+    except TimeBoxError as e:
+        log.warning("%s: %s; running it with its defaults + fixed params instead", name, e)
+        return {"tuned": False, "reason": f"time box: {e}", "best_params": dict(fixed), "best_value": None,
+                "n_trials": e.n_run, "n_time_boxed": e.n_time_boxed, "n_requested": trials, "timed_out": True,
+                "seconds": float(timeout or 0.0),
+                "trials": []}, None
+    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name, res.metric, res.best_value, res.summary(),
+             res.seconds)
     return {"tuned": True, "reason": None, "best_params": res.best_params, "best_value": res.best_value,
-            "metric": res.metric, "n_trials": len(res.trials), "n_complete": n_complete,
-            "timed_out": len(res.trials) < trials, "seconds": round(res.seconds, 3), "study_name": res.study_name,
-            "trials": res.trials}
+            "metric": res.metric, "n_trials": res.n_run, "n_requested": trials, "n_complete": res.n_complete,
+            "n_pruned": res.n_pruned, "n_failed": res.n_failed, "n_time_boxed": res.n_time_boxed,
+            "timed_out": res.time_boxed, "seconds": round(res.seconds, 3), "study_name": res.study_name,
+            "best_fit_seconds": res.best_fit_seconds, "reused_best_fit": res.best_model is not None,
+            "search_space": res.search_space, "trials": res.trials}, res.best_model
 
 
-def _recommend_counts(model: Any, users: np.ndarray, k: int, exclude: Any) -> tuple[np.ndarray, float]:
-    """How often each item is in the top-``k`` of ``users``, and the wall time of recommending them all."""
-    counts = np.zeros(model.n_items, dtype=np.int64)  # (n_items,)
-    t0 = time.perf_counter()
-    for start in range(0, len(users), _RECOMMEND_BATCH):
-        items, _ = model.recommend(users[start : start + _RECOMMEND_BATCH], k, exclude_seen=True, exclude=exclude)
-        flat = items.reshape(-1)  # (batch * k,)
-        counts += np.bincount(flat[flat >= 0], minlength=model.n_items)
-    return counts, time.perf_counter() - t0
-
-
-# ---------------------------------------------------------------------------------------------- popularity
-def _popularity_buckets(train: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Bucket of each item (0 = most popular tenth of the items) and the items' training popularity."""
-    pop = np.asarray(train.item_counts(), dtype=np.int64)  # (n_items,)
-    n = len(pop)
-    order = np.argsort(-pop, kind="stable")  # (n_items,) most popular first, ties by item index
-    buckets = np.empty(n, dtype=np.int64)
-    buckets[order] = np.arange(n, dtype=np.int64) * POPULARITY_BUCKETS // max(n, 1)
-    return buckets, pop
-
-
-def _n_train_users(train: Any) -> int:
-    return max(int(np.count_nonzero(train.user_counts())), 1)
-
-
-def _train_popularity(buckets: np.ndarray, pop: np.ndarray, train: Any) -> dict[str, Any]:
-    total = max(int(pop.sum()), 1)
-    share = np.bincount(buckets, weights=pop, minlength=POPULARITY_BUCKETS) / total  # (n_buckets,)
-    n_users = _n_train_users(train)
-    return {
-        "share": share,
-        # A random training interaction's item: what users consume, the reference for recommendations.
-        "mean_popularity": float((pop.astype(np.float64) ** 2).sum() / total / n_users),
-        "tail_share": float(share[_TAIL_FROM_BUCKET:].sum()),
-    }
-
-
-def _run_popularity(counts: np.ndarray, buckets: np.ndarray, pop: np.ndarray, train: Any) -> dict[str, Any]:
-    total = max(int(counts.sum()), 1)
-    share = np.bincount(buckets, weights=counts, minlength=POPULARITY_BUCKETS) / total  # (n_buckets,)
-    return {
-        "share": share,
-        "coverage": float(np.count_nonzero(counts) / max(len(counts), 1)),
-        "mean_popularity": float((counts * pop.astype(np.float64)).sum() / total / _n_train_users(train)),
-        "tail_share": float(share[_TAIL_FROM_BUCKET:].sum()),
-    }
-
-
-def _popularity_summary(train: list[dict[str, Any]], per_model: dict[str, list[dict[str, Any]]], k: int) -> dict[str, Any]:
-    def avg(rows: list[dict[str, Any]], key: str) -> Any:
-        values = [np.asarray(r[key], dtype=np.float64) for r in rows]
-        return np.mean(values, axis=0)
-
-    return {
-        "k": k,
-        "n_buckets": POPULARITY_BUCKETS,
-        "buckets": "items sorted by training popularity (distinct users), most popular first, cut into equal-size "
-                   "groups; share = fraction of training interactions / of recommendations in each group",
-        "mean_popularity": "mean over (recommended or training) items of the share of training users who "
-                           "interacted with the item",
-        "tail": f"the {100 - 100 * _TAIL_FROM_BUCKET // POPULARITY_BUCKETS}% least popular items",
-        "train_share": avg(train, "share"),
-        "train_mean_popularity": float(avg(train, "mean_popularity")),
-        "train_tail_share": float(avg(train, "tail_share")),
-        "models": {
-            name: {"share": avg(rows, "share"), "coverage": float(avg(rows, "coverage")),
-                   "mean_popularity": float(avg(rows, "mean_popularity")), "tail_share": float(avg(rows, "tail_share"))}
-            for name, rows in per_model.items()
-        },
-    }
-
-
-# ---------------------------------------------------------------------------------------------- aggregation
 def _history_record(history: list[dict[str, Any]] | None, metric: str, split: int, seed: int) -> dict[str, Any] | None:
     """The per-epoch log of a run, cut into the validated fit and the refit on the full training data."""
     if not history:
@@ -656,129 +589,6 @@ def _history_record(history: list[dict[str, Any]] | None, metric: str, split: in
             "best_epoch": best_epoch}
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-
-
-def _model_entry(
-    name: str, runs: list[dict[str, Any]], tuning: list[dict[str, Any]], history: dict[str, Any] | None, cls: Any
-) -> dict[str, Any]:
-    """One model's result, in the schema of ``gan4rec train`` (means over runs) plus the per-run values."""
-    first = runs[0]["result"]
-    test_keys = list(first["metrics"]["test"])
-    test_mean, test_std = {}, {}
-    for key in test_keys:
-        test_mean[key], test_std[key] = _mean_std([r["metrics"]["test"][key] for r in runs])
-    valid = None
-    if all(r["metrics"]["valid"] is not None for r in runs):
-        valid = {key: float(np.mean([r["metrics"]["valid"][key] for r in runs])) for key in first["metrics"]["valid"]}
-    timing = {key: _mean_std([r[key] for r in runs]) for key in ("fit_seconds", "eval_seconds", "recommend_seconds")}
-    return {
-        "model": name,
-        "adversarial": bool(cls.adversarial),
-        "dataset": first["dataset"],
-        "protocol": first["protocol"],
-        "seed": sorted({r["seed"] for r in runs}),
-        "params": first["params"],
-        "best_params": tuning[0]["best_params"],
-        "refit_params": first["refit_params"],
-        "fit_seconds": round(timing["fit_seconds"][0], 4),
-        "fit_seconds_std": round(timing["fit_seconds"][1], 4),
-        "eval_seconds": round(timing["eval_seconds"][0], 4),
-        "recommend_seconds": round(timing["recommend_seconds"][0], 4),
-        "recommend_seconds_std": round(timing["recommend_seconds"][1], 4),
-        "tune_seconds": round(sum(t["seconds"] for t in tuning), 3),
-        "metrics": {"valid": valid, "test": test_mean, "test_std": test_std},
-        "n_runs": len(runs),
-        "versions": first["versions"],
-        "per_seed": [{k: v for k, v in r.items() if k != "result"} for r in runs],
-        "tuning": [{k: v for k, v in t.items()} for t in tuning],
-        "history": history,
-    }
-
-
-def _pool_users(
-    user_values: dict[str, list[dict[str, np.ndarray]]], split_users: list[np.ndarray]
-) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
-    """Per-user values averaged over the splits where the user is a test user, aligned across models."""
-    all_users = np.concatenate(split_users)  # (sum of test users over splits,)
-    units, inverse = np.unique(all_users, return_inverse=True)  # units: (n_units,)
-    counts = np.bincount(inverse, minlength=len(units)).astype(np.float64)  # (n_units,)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for name, per_split in user_values.items():
-        out[name] = {}
-        for metric in per_split[0]:
-            values = np.concatenate([ps[metric] for ps in per_split])  # aligned with all_users
-            out[name][metric] = np.bincount(inverse, weights=values, minlength=len(units)) / counts
-    return out, units
-
-
-def _user_ci(per_user: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    from gan4rec.evaluation.significance import mean_ci
-
-    out = {}
-    for metric, values in per_user.items():
-        mean, low, high = mean_ci(values, 0.95)
-        out[metric] = {"mean": mean, "low": low, "high": high, "n_users": len(values)}
-    return out
-
-
-def _significance(per_user: dict[str, dict[str, np.ndarray]], best: str, metric: str, n_units: int) -> dict[str, Any]:
-    from gan4rec.evaluation.significance import holm, paired_ttest, paired_wilcoxon
-
-    others = [n for n in per_user if n != best]
-    tests: dict[str, dict[str, Any]] = {}
-    for m in per_user[best]:
-        a = per_user[best][m]
-        rows: dict[str, Any] = {}
-        for name in others:
-            b = per_user[name][m]
-            diff = a - b
-            rows[name] = {
-                "mean_best": float(a.mean()), "mean_model": float(b.mean()), "mean_diff": float(diff.mean()),
-                "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff < 0).sum()),
-                "wilcoxon": paired_wilcoxon(a, b).to_json(), "ttest": paired_ttest(a, b).to_json(),
-            }
-        for test in ("wilcoxon", "ttest"):
-            adjusted = holm([rows[n][test]["p"] for n in others])
-            for name, p in zip(others, adjusted, strict=True):
-                rows[name][test]["p_holm"] = float(p)
-        tests[m] = rows
-    return {
-        "best": best,
-        "metric": metric,
-        "alpha": _ALPHA,
-        "unit": "test user; each user's metric averaged over the seeds (and over the splits where the user is "
-                "a test user)",
-        "n_users": int(n_units),
-        "alternative": "two-sided",
-        "correction": "Holm over the models compared with the best, separately for each test and metric",
-        "tests": tests,
-    }
-
-
-def _leaderboard(results: dict[str, Any], significance: dict[str, Any], metric: str, best: str) -> list[dict[str, Any]]:
-    order = sorted(results, key=lambda n: (-results[n]["metrics"]["test"].get(metric, -math.inf), list(results).index(n)))
-    rows = []
-    tests = significance["tests"].get(metric, {})
-    for rank, name in enumerate(order, 1):
-        e = results[name]
-        t = tests.get(name)
-        ci = e["user_ci95"].get(metric, {})
-        rows.append({
-            "rank": rank, "model": name, "adversarial": e["adversarial"], "metric": metric,
-            "mean": e["metrics"]["test"].get(metric), "std": e["metrics"]["test_std"].get(metric),
-            "ci95": [ci.get("low"), ci.get("high")],
-            "p_wilcoxon_holm": None if t is None else t["wilcoxon"]["p_holm"],
-            "p_ttest_holm": None if t is None else t["ttest"]["p_holm"],
-            "significant": None if t is None else bool(t["wilcoxon"]["p_holm"] <= _ALPHA),
-            "fit_seconds": e["fit_seconds"], "recommend_seconds": e["recommend_seconds"],
-            "tune_seconds": e["tune_seconds"], "is_best": name == best,
-        })
-    return rows
-
-
 def _clean(obj: Any) -> Any:
     """Plain JSON types: numpy scalars and arrays converted, non-finite floats as ``None``."""
     if isinstance(obj, Mapping):
@@ -794,51 +604,3 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-# ---------------------------------------------------------------------------------------------- text
-def leaderboard_text(result: Mapping[str, Any]) -> str:
-    """The leaderboard as a fixed-width text table, for the terminal."""
-    metric = result["metric"]
-    k = metric.split("@")[1]
-    n_runs = len(result["seeds"]) * len(result["splits"])
-    extra = [m for m in (f"Recall@{k}", f"Coverage@{k}") if m in result["results"][result["best"]]["metrics"]["test"]]
-    head = ["#", "model", f"{metric} mean +- std", *extra, "fit s", "rec s", f"p vs {result['best']}"]
-    lines = []
-    for row in result["leaderboard"]:
-        e = result["results"][row["model"]]
-        cells = [str(row["rank"]), row["model"] + (" (GAN)" if row["adversarial"] else ""),
-                 f"{_num(row['mean'])} +- {_num(row['std'])}"]
-        cells += [_num(e["metrics"]["test"].get(m)) for m in extra]
-        cells += [f"{e['fit_seconds']:.2f}", f"{e['recommend_seconds']:.3f}"]
-        p = row["p_wilcoxon_holm"]
-        cells.append("best" if row["is_best"] else f"{_p(p)}{' *' if row['significant'] else ''}")
-        lines.append(cells)
-    widths = [max(len(c) for c in col) for col in zip(head, *lines, strict=True)]
-    fmt = "  ".join(f"{{:{'<' if i == 1 else '>'}{w}}}" for i, w in enumerate(widths))
-    out = [(f"leaderboard: test {metric}, mean +- std over {n_runs} run(s) "
-            f"({len(result['seeds'])} seed(s) x {len(result['splits'])} split(s)); "
-            f"p: paired Wilcoxon across {result['significance']['n_users']} users, Holm-corrected, * p <= 0.05"),
-           fmt.format(*head)]
-    out += [fmt.format(*cells) for cells in lines]
-    sig = result["significance"]
-    tests = sig["tests"].get(metric, {})
-    for name in (row["model"] for row in result["leaderboard"] if row["model"] in tests):
-        t = tests[name]
-        out.append(f"{sig['best']} vs {name}: {metric} diff {t['mean_diff']:+.4f}, users better/tied/worse "
-                   f"{t['wins']}/{t['ties']}/{t['losses']}; Wilcoxon p = {_p(t['wilcoxon']['p'])} "
-                   f"(Holm {_p(t['wilcoxon']['p_holm'])}), t-test p = {_p(t['ttest']['p'])} "
-                   f"(Holm {_p(t['ttest']['p_holm'])})")
-    if result.get("skipped"):
-        out.append("skipped: " + ", ".join(f"{n} ({why})" for n, why in result["skipped"].items()))
-    return "\n".join(out)
-
-
-def _num(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
-
-
-def _p(p: Any) -> str:
-    if p is None:
-        return "n/a"
-    return f"{p:.3g}" if p >= 1e-3 else f"{p:.1e}"

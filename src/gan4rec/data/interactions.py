@@ -3,7 +3,17 @@
 An :class:`Interactions` is a CSR matrix (rows = users, columns = items) whose stored entries are the
 positive interactions. Entries within a row are sorted by item index. Optional per-entry arrays
 (``ratings``, ``timestamps``) are aligned with the CSR ``indices``. Side features are named arrays whose
-first axis runs over users (``user_features``) or items (``item_features``).
+first axis runs over users (``user_features``) or items (``item_features``): dense numpy arrays (genre
+flags, embeddings, titles) or scipy sparse matrices (bag of words, tags, item-to-item links), which are
+stored as canonical ``scipy.sparse.csr_matrix`` with read-only arrays. Row ``j`` of a feature belongs to
+index ``j`` of the id map, through every operation (:meth:`subset` keeps the maps and the features,
+:meth:`filter` drops the rows of the users and items it drops, the splitters keep them). A SQUARE sparse
+feature is taken to be links between the same users or items (CiteULike's ``"cites"``): :meth:`filter`
+drops its columns as well as its rows. Build model input with :func:`gan4rec.data.features.feature_matrix`.
+
+Features do not enter :meth:`Interactions.fingerprint` (the identity of the interaction data, unchanged
+by this choice for every existing dataset); :meth:`Interactions.feature_fingerprint` hashes them, and
+``fingerprint(features=True)`` covers both (the cold-start split records it).
 
 All arrays are read-only; operations return new objects. Raw ids live in the two :class:`IdMap`; everything
 inside is an index.
@@ -20,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import polars as pl
 
-__all__ = ["Duplicates", "Interactions"]
+__all__ = ["Duplicates", "Feature", "Interactions"]
 
 Duplicates = Literal["last", "first", "max", "error"]
 _DUPLICATES = ("last", "first", "max", "error")
@@ -49,14 +59,65 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+Feature: TypeAlias = "np.ndarray | sp.csr_matrix"
+"""One side feature: a dense array or a CSR matrix whose first axis runs over users or items."""
+
+
+def _frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` is an array nobody can write to through another name (ours, made read-only)."""
+    return a.flags.owndata and not a.flags.writeable
+
+
+def _freeze_csr(m: Any) -> sp.csr_matrix:
+    """A canonical CSR copy of sparse ``m`` with read-only arrays.
+
+    A canonical ``csr_matrix`` whose three arrays are all read-only already (one made here, shared by the
+    parts of a split) is taken as it is, not copied.
+    """
+    if (
+        isinstance(m, sp.csr_matrix)
+        and not any(a.flags.writeable for a in (m.data, m.indices, m.indptr))
+        and m.has_canonical_format
+    ):
+        return m
+    out = sp.csr_matrix(m.tocsr(copy=True))
+    out.sum_duplicates()  # also sorts the indices of each row
+    for a in (out.data, out.indices, out.indptr):
+        while isinstance(a, np.ndarray):  # views and the arrays they view
+            a.flags.writeable = False
+            a = a.base
+    return out
+
+
+def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[str, Feature]:
+    out: dict[str, Feature] = {}
     for name, values in (feats or {}).items():
+        if sp.issparse(values):
+            if values.shape[0] != n:
+                raise DataError(f"{what} feature {name!r} has {values.shape[0]} rows, expected {n}")
+            out[str(name)] = _freeze_csr(values)
+            continue
         arr = np.asarray(values)
         if arr.ndim == 0 or arr.shape[0] != n:
             raise DataError(f"{what} feature {name!r} has {arr.shape[0] if arr.ndim else 0} rows, expected {n}")
-        out[str(name)] = _readonly(arr.copy())  # type: ignore[assignment]
+        out[str(name)] = arr if _frozen(arr) else _readonly(arr.copy())  # type: ignore[assignment]
     return out
+
+
+def _take_rows(value: Feature, keep: np.ndarray) -> Feature:
+    """Rows ``keep`` of a feature; a square sparse one (links between the same users or items) also columns."""
+    if sp.issparse(value) and value.shape[0] == value.shape[1]:
+        return value[keep][:, keep]
+    return value[keep]
+
+
+def _array_digest(h: Any, a: np.ndarray) -> None:
+    """Feed ``a`` (dtype, shape, values) into the hash ``h``; object arrays by their values' ``str``."""
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    if a.dtype.kind == "O":
+        h.update("\x1f".join(map(str, a.reshape(-1).tolist())).encode("utf-8", "surrogatepass"))
+    else:
+        h.update(np.ascontiguousarray(a).tobytes())
 
 
 class Interactions:
@@ -368,10 +429,10 @@ class Interactions:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.nnz,):
             raise DataError(f"mask has shape {mask.shape}, expected ({self.nnz},)")
-        counts = np.add.reduceat(mask.astype(np.int64), self.indptr[:-1]) if self.nnz else np.zeros(0, np.int64)
-        counts[np.diff(self.indptr) == 0] = 0  # reduceat quirk on empty rows
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
+        # Kept entries before each row start; np.add.reduceat failed when the last rows were empty.
+        kept_before = np.zeros(self.nnz + 1, dtype=np.int64)
+        np.cumsum(mask, out=kept_before[1:])
+        indptr = kept_before[self.indptr]  # (n_users + 1,)
         return Interactions(
             indptr, self.indices[mask], self.user_map, self.item_map,
             ratings=None if self.ratings is None else self.ratings[mask],
@@ -384,7 +445,8 @@ class Interactions:
     ) -> Interactions:
         """k-core filter: repeatedly drop users and items with too few interactions, then re-index.
 
-        Users and items left without interactions disappear from the maps (and their features rows too).
+        Users and items left without interactions disappear from the maps (and their features rows too;
+        a square sparse feature, links among the same items or users, loses their columns as well).
         """
         if min_user_interactions < 0 or min_item_interactions < 0:
             raise DataError("k-core thresholds must be >= 0")
@@ -415,8 +477,53 @@ class Interactions:
             IdMap(self.user_map.ids[used_u]), IdMap(self.item_map.ids[used_i]),
             ratings=None if self.ratings is None else self.ratings[keep],
             timestamps=None if self.timestamps is None else self.timestamps[keep],
-            user_features={k: v[used_u] for k, v in self.user_features.items()},
-            item_features={k: v[used_i] for k, v in self.item_features.items()},
+            user_features={k: _take_rows(v, used_u) for k, v in self.user_features.items()},
+            item_features={k: _take_rows(v, used_i) for k, v in self.item_features.items()},
+        )
+
+    def add_items(self, ids: Any, item_features: Mapping[str, Any] | None = None) -> Interactions:
+        """The same interactions over an item map extended by new items (e.g. at serve time).
+
+        The new ids are APPENDED to the item map, so every existing item index keeps its meaning (a model's
+        item tables stay valid and only need rows for the new items). Every item feature needs the new
+        items' rows in ``item_features`` (same name, one row per new id, same width). A square sparse
+        feature (links among items) gets the new rows with ``n_old + n_new`` columns, and its old rows gain
+        zero columns for the new items.
+
+        Raises
+        ------
+        DataError
+            An id already in the map (or of the other kind, int vs str), a missing, unknown or
+            wrongly-shaped feature.
+        """
+        added = IdMap(np.asarray(ids).reshape(-1))  # checks the ids: all int or all str, unique, no floats
+        if added.kind != self.item_map.kind:
+            raise DataError(f"the new item ids are {added.kind} ids; the item map holds {self.item_map.kind} ids")
+        item_map = IdMap(np.concatenate([self.item_map.ids, added.ids]))
+        new_ids = added.ids
+        given = dict(item_features or {})
+        extra = sorted(set(given) - set(self.item_features))
+        if extra:
+            raise DataError(f"item feature {extra[0]!r} is unknown; the item features are: {sorted(self.item_features)}")
+        n_old, n_new = self.n_items, len(new_ids)
+        feats: dict[str, Any] = {}
+        for name, old in self.item_features.items():
+            if name not in given:
+                raise DataError(f"item feature {name!r} has no rows for the new items; pass item_features={{{name!r}: ...}}")
+            rows = given[name]
+            square = sp.issparse(old) and old.shape[0] == old.shape[1]
+            width = n_old + n_new if square else (old.shape[1] if old.ndim > 1 else None)
+            shape = rows.shape if hasattr(rows, "shape") else np.shape(rows)
+            if shape[0] != n_new or (width is not None and (len(shape) < 2 or shape[1] != width)):
+                raise DataError(f"item feature {name!r} for the new items has shape {shape}, expected ({n_new}, {width})")
+            if sp.issparse(old):
+                top = sp.hstack([old, sp.csr_matrix((n_old, n_new), dtype=old.dtype)]) if square else old
+                feats[name] = sp.vstack([top, sp.csr_matrix(rows, dtype=old.dtype)], format="csr")
+            else:
+                feats[name] = np.concatenate([old, np.asarray(rows, dtype=old.dtype)])
+        return Interactions(
+            self.indptr, self.indices, self.user_map, item_map, ratings=self.ratings, timestamps=self.timestamps,
+            user_features=self.user_features, item_features=feats,
         )
 
     def same_space(self, other: Interactions) -> bool:
@@ -434,8 +541,29 @@ class Interactions:
             out["timestamp"] = np.asarray(self.timestamps)
         return out
 
-    def fingerprint(self) -> str:
-        """sha256 of the entries and the id maps: equal data in the same index space, equal fingerprint."""
+    def feature_fingerprint(self) -> str:
+        """sha256 of the user and item features (names, kinds, dtypes, shapes and values)."""
+        h = hashlib.sha256()
+        for side, feats in (("user", self.user_features), ("item", self.item_features)):
+            for name in sorted(feats):
+                value = feats[name]
+                h.update(f"\x1e{side}:{name}:{'csr' if sp.issparse(value) else 'dense'}".encode())
+                if isinstance(value, sp.csr_matrix):
+                    h.update(f"{value.shape}".encode())
+                    for a in (value.indptr.astype("<i8"), value.indices.astype("<i8"), value.data):
+                        _array_digest(h, np.asarray(a))
+                else:
+                    _array_digest(h, np.asarray(value))
+        return h.hexdigest()
+
+    def fingerprint(self, *, features: bool = False) -> str:
+        """sha256 of the entries and the id maps: equal data in the same index space, equal fingerprint.
+
+        Side features are left out (so adding a feature file changes no split or result fingerprint) unless
+        ``features=True``, which also hashes :meth:`feature_fingerprint`.
+        """
+        if features:
+            return hashlib.sha256(f"{self.fingerprint()}:{self.feature_fingerprint()}".encode()).hexdigest()
         h = hashlib.sha256()
         h.update(f"{self.n_users}x{self.n_items}:{self.nnz}".encode())
         h.update(np.ascontiguousarray(self.indptr, dtype="<i8").tobytes())

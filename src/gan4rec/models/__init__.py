@@ -22,6 +22,10 @@ from gan4rec.models.baselines.svd import PureSVD
 from gan4rec.models.gan.cfgan import CFGAN
 from gan4rec.models.gan.easegan import EASEGAN
 from gan4rec.models.gan.irgan import IRGAN
+from gan4rec.models.hybrid.content_knn import ContentKNN
+from gan4rec.models.hybrid.dropoutnet import DropoutNet
+from gan4rec.models.hybrid.ease_side import EASESide
+from gan4rec.models.hybrid.ridge_map import RidgeMap
 
 __all__ = ["MODELS", "Recommender", "create", "describe"]
 
@@ -39,6 +43,10 @@ MODELS: dict[str, type[Recommender]] = {
     "cfgan": CFGAN,
     "irgan": IRGAN,
     "easegan": EASEGAN,
+    "content-knn": ContentKNN,
+    "ridge-map": RidgeMap,
+    "ease-side": EASESide,
+    "dropoutnet": DropoutNet,
 }
 
 
@@ -80,6 +88,7 @@ def describe(name: str | None = None) -> dict[str, Any]:
         out[n] = {
             "class": f"{cls.__module__}.{cls.__qualname__}",
             "adversarial": cls.adversarial,
+            "cold_start": cls.cold_start,
             "defaults": cls.default_params(),
             "search_space": cls.search_space,
             "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",

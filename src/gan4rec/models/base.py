@@ -16,7 +16,8 @@ A subclass implements:
 - optionally ``refit_params()``: params that pin what validation chose (e.g. the best epoch count), used
   when refitting on the full training data.
 
-Class attributes declare the registry entry: ``name``, ``adversarial`` (a GAN), ``search_space``
+Class attributes declare the registry entry: ``name``, ``adversarial`` (a GAN), ``cold_start`` (it can
+score items without training interactions from their content), ``search_space``
 (Optuna-ready ranges as plain data: ``{"param": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}``)
 and ``published_configs`` (the settings a model's paper or its authors' code published, as params over
 the defaults; tuning runs them as its first trials, so a search never misses the published region).
@@ -34,16 +35,26 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from gan4rec import __version__
-from gan4rec.artifacts import load_artifact, save_artifact
+from gan4rec.artifacts import (
+    MAX_ABS_VALUE,
+    TensorInfo,
+    check_finite,
+    check_model_meta,
+    one_line,
+    open_artifact,
+    save_artifact,
+)
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError, NotFittedError
 
-__all__ = ["Recommender", "SearchSpace", "versions"]
+__all__ = ["Recommender", "SearchSpace", "check_csr", "versions"]
 
 log = logging.getLogger(__name__)
 
 SearchSpace = dict[str, dict[str, Any]]
+# Users scored after a load to check that the model produces finite, bounded scores.
+_PROBE_USERS = 8
 
 
 def versions() -> dict[str, str]:
@@ -63,6 +74,8 @@ class Recommender:
 
     name: ClassVar[str] = ""
     adversarial: ClassVar[bool] = False
+    #: Whether it can score items it never saw in training (cold items), from their content.
+    cold_start: ClassVar[bool] = False
     search_space: ClassVar[SearchSpace] = {}
     published_configs: ClassVar[tuple[dict[str, Any], ...]] = ()
 
@@ -270,34 +283,108 @@ class Recommender:
         return save_artifact(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a model saved by :meth:`save`; on the base class the model type comes from the metadata."""
+    def load(cls, path: str | Path, *, device: str | None = None) -> Recommender:
+        """Load a model saved by :meth:`save`; on the base class the model type comes from the metadata.
+
+        The artifact is hostile input until checked (its manifest is a checksum, not a signature), and
+        every defect is a one-line :class:`ArtifactError`. Checked before any array is read: the files
+        against the manifest, the metadata's structure and bounds (:func:`gan4rec.artifacts.open_artifact`,
+        :func:`~gan4rec.artifacts.check_model_meta`), and the tensor table against what the model class
+        expects from its params (:meth:`_check_state_header`: names, dtypes, shapes, and for torch models
+        the bytes the params describe). Then: the seen items are a valid CSR (:func:`check_csr`), every
+        weight is finite and bounded, and a probe batch of users gets finite, bounded scores.
+
+        Parameters
+        ----------
+        path
+            The artifact directory (or one of its version folders).
+        device
+            Torch models only: where to run. ``None`` keeps the recorded device where this machine has
+            it, and otherwise uses this machine's default (CUDA when available, else the CPU); the
+            recorded one stays in the artifact's metadata.
+        """
         from gan4rec.models import MODELS
 
-        arrays, meta = load_artifact(path)
-        name = meta.get("model")
-        model_cls = MODELS.get(str(name)) if cls is Recommender else cls
+        where = str(path)
+        art = open_artifact(path)
+        meta = art.meta
+        check_model_meta(meta, where)
+        name = meta["model"]
+        model_cls = MODELS.get(name) if cls is Recommender else cls
         if model_cls is None:
-            raise ArtifactError(f"{path}: unknown model {name!r} (known: {', '.join(MODELS)})")
+            known = ", ".join(MODELS)
+            raise ArtifactError(f"{where}: unknown model {one_line(repr(name), 60)} (known: {known})")
         if model_cls.name != name:
-            raise ArtifactError(f"{path}: holds a {name!r} model, not {model_cls.name!r}")
-        params = meta.get("params", {})
+            raise ArtifactError(f"{where}: holds a {one_line(repr(name), 60)} model, not {model_cls.name!r}")
         try:
-            model_cls.check_params(params)
+            model_cls.check_params(meta["params"])
         except DataError as e:
-            raise ArtifactError(f"{path}: {e}") from None
-        model = model_cls(**params)
-        try:
-            user_map = IdMap.from_json(meta["user_map"])
-            item_map = IdMap.from_json(meta["item_map"])
-            indptr, indices = arrays.pop("seen.indptr"), arrays.pop("seen.indices")
-            model.seen_ = Interactions(indptr, indices, user_map, item_map)
-        except (KeyError, DataError) as e:
-            raise ArtifactError(f"{path}: inconsistent seen-items or id maps ({e})") from None
+            raise ArtifactError(f"{where}: {e}") from None
+        model = model_cls(**model_cls._params_for_load(dict(meta["params"]), device=device, where=where))
+        user_map, item_map = _id_map(meta, "user_map", where), _id_map(meta, "item_map", where)
+        n_users, n_items = len(user_map), len(item_map)
+        _check_header(art.header, n_users, where)
+        state_header = {k.removeprefix("model."): v for k, v in art.header.items() if k.startswith("model.")}
+        model._check_state_header(state_header, n_users, n_items, art.tensors_bytes, where)
+
+        arrays = art.read()
+        indptr, indices = arrays.pop("seen.indptr"), arrays.pop("seen.indices")
+        check_csr(indptr, indices, n_users, n_items, f"{where}: seen items", sorted_rows=True)
+        if len(indices) == 0:
+            raise ArtifactError(f"{where}: the seen items are empty; a fitted model has training data")
+        state = {k.removeprefix("model."): v for k, v in arrays.items()}
+        for key, arr in state.items():
+            check_finite(arr, f"{where}: array {key!r}", bound=MAX_ABS_VALUE)
+            if key.endswith(".indptr") and key.removesuffix(".indptr") + ".indices" in state:
+                check_csr(arr, state[key.removesuffix(".indptr") + ".indices"], len(arr) - 1, None,
+                          f"{where}: array {key.removesuffix('.indptr')!r}")
+        model.seen_ = Interactions(indptr, indices, user_map, item_map)
         model.user_map_, model.item_map_ = user_map, item_map
         model.history_ = list(meta.get("history", []))
-        model._set_state({k.removeprefix("model."): v for k, v in arrays.items()}, meta)
+        try:
+            model._set_state(state, meta)
+        except (ArtifactError, DataError) as e:
+            raise ArtifactError(f"{where}: {one_line(e)}") from None
+        model._probe(where)
         return model
+
+    @classmethod
+    def _params_for_load(cls, params: dict[str, Any], *, device: str | None, where: str) -> dict[str, Any]:
+        """The params a loaded model is built with: the saved ones (torch models adapt ``device``)."""
+        return params
+
+    def _state_dtype(self, name: str) -> str:
+        """The dtype this model saves array ``name`` in: a CSR's indptr int64 and indices int32, else float32.
+
+        A model that saves other dtypes overrides this (torch models check their modules' state instead).
+        """
+        if name.endswith(".indptr"):
+            return "int64"
+        return "int32" if name.endswith(".indices") else "float32"
+
+    def _check_state_header(
+        self, header: dict[str, TensorInfo], n_users: int, n_items: int, file_bytes: int, where: str
+    ) -> None:
+        """Check the saved state's table (names without ``model.``) before any array is read.
+
+        Default: every array has the dtype :meth:`_state_dtype` gives; shapes are checked by
+        :meth:`_set_state` (:meth:`_expect_shape`) once read, reading being bounded by the file's size.
+        """
+        for key, info in header.items():
+            want = self._state_dtype(key)
+            if info.dtype != want:
+                raise ArtifactError(f"{where}: array {key!r} is {info}, but {self.name} stores {want}")
+
+    def _probe(self, where: str) -> None:
+        """Score a few users spread over the id map: the scores must be finite and bounded."""
+        n = self.n_users
+        users = np.unique(np.linspace(0, n - 1, num=min(n, _PROBE_USERS)).astype(np.int64))
+        what = f"{where}: the loaded model's scores of users {users.tolist()}"
+        try:
+            scores = self.score(users)  # (p, n_items)
+        except Exception as e:  # noqa: BLE001 -- a hostile artifact can break a model anyhow; refuse it
+            raise ArtifactError(f"{what} fail ({type(e).__name__}: {one_line(e)})") from None
+        check_finite(scores, what, bound=MAX_ABS_VALUE)
 
     def _expect_shape(self, arrays: dict[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
         """Fetch array ``name`` from a loaded state, checking its shape (for ``_set_state``)."""
@@ -318,3 +405,73 @@ def _mark_rows(mask: np.ndarray, inter: Interactions, users: np.ndarray) -> None
     rows = np.repeat(np.arange(len(users)), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     mask[rows, inter.indices[np.repeat(starts, lengths) + offsets]] = True
+
+
+def _id_map(meta: dict[str, Any], key: str, where: str) -> IdMap:
+    """The id map ``meta[key]`` (structure checked by check_model_meta); bad ids are an ArtifactError."""
+    try:
+        m = IdMap.from_json(meta[key])
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ArtifactError(f"{where}: metadata {key!r}: {one_line(e)}") from None
+    if len(m) == 0:
+        raise ArtifactError(f"{where}: metadata {key!r} holds no ids")
+    return m
+
+
+def _check_header(header: dict[str, TensorInfo], n_users: int, where: str) -> None:
+    """The seen-items arrays are there with their dtypes and ``indptr``'s length; nothing unknown beside."""
+    indptr, indices = header.get("seen.indptr"), header.get("seen.indices")
+    if indptr is None or indices is None:
+        raise ArtifactError(f"{where}: lacks the seen-items arrays 'seen.indptr' and 'seen.indices'")
+    if indptr != TensorInfo("int64", (n_users + 1,)):
+        raise ArtifactError(f"{where}: 'seen.indptr' is {indptr}, expected int64[{n_users + 1}] (users + 1)")
+    if indices.dtype != "int32" or len(indices.shape) != 1:
+        raise ArtifactError(f"{where}: 'seen.indices' is {indices}, expected a 1-d int32 array")
+    known = ("seen.indptr", "seen.indices")
+    unknown = sorted(k for k in header if k not in known and not k.startswith("model."))
+    if unknown:
+        raise ArtifactError(f"{where}: holds unexpected arrays {one_line(unknown, 200)}")
+
+
+def check_csr(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    n_rows: int,
+    n_cols: int | None,
+    what: str,
+    *,
+    sorted_rows: bool = False,
+) -> None:
+    """Raise :class:`ArtifactError` unless ``(indptr, indices)`` is a valid CSR structure of ``n_rows`` rows.
+
+    Integer dtypes, 1-d; ``indptr`` has ``n_rows + 1`` entries, starts at 0, never decreases and ends at
+    ``len(indices)``; every index is in ``0 .. n_cols - 1`` (when ``n_cols`` is given); with
+    ``sorted_rows``, indices strictly increase within each row (sorted, no duplicates). scipy and torch
+    trust these invariants: a violation can crash them natively or silently drop entries.
+    """
+    if any(a.dtype.kind not in "iu" or a.ndim != 1 for a in (indptr, indices)):
+        raise ArtifactError(
+            f"{what}: indptr {indptr.dtype}{list(indptr.shape)} and indices {indices.dtype}"
+            f"{list(indices.shape)} must be 1-d integer arrays"
+        )
+    if len(indptr) != n_rows + 1:
+        raise ArtifactError(f"{what}: indptr has {len(indptr)} entries, expected {n_rows + 1} (rows + 1)")
+    ptr = indptr.astype(np.int64, copy=False)
+    nnz = len(indices)
+    if ptr[0] != 0 or ptr[-1] != nnz:
+        raise ArtifactError(f"{what}: indptr runs {ptr[0]}..{ptr[-1]}, expected 0..{nnz} (entries)")
+    steps = np.diff(ptr)
+    if (steps < 0).any():
+        raise ArtifactError(f"{what}: indptr decreases at row {int(np.argmax(steps < 0))}")
+    if nnz and n_cols is not None:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= n_cols:
+            raise ArtifactError(f"{what}: holds column index {lo if lo < 0 else hi}, outside 0..{n_cols - 1}")
+    if sorted_rows and nnz > 1:
+        rising = np.diff(indices.astype(np.int64)) > 0  # (nnz - 1,)
+        starts = ptr[1:-1]
+        rising[starts[(starts > 0) & (starts < nnz)] - 1] = True  # a new row may start lower
+        if not rising.all():
+            entry = int(np.argmin(rising)) + 1
+            row = int(np.searchsorted(ptr, entry, side="right")) - 1
+            raise ArtifactError(f"{what}: the indices of row {row} are unsorted or repeated")

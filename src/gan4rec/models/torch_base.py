@@ -38,6 +38,7 @@ Checkpointing is not a hyperparameter: pass ``checkpoint_dir``, ``checkpoint_eve
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan4rec.artifacts import MAX_WEIGHT_BYTES, TensorInfo, one_line
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.base import Recommender
@@ -53,6 +55,8 @@ from gan4rec.train.loop import FitResult, fit_loop, resolve_device
 from gan4rec.train.seeding import make_rngs, seeded_init
 
 __all__ = ["DeviceCSR", "TorchRecommender", "check_float", "check_int"]
+
+log = logging.getLogger(__name__)
 
 
 def check_int(value: Any, name: str, *, low: int = 1, allow_none: bool = False) -> None:
@@ -395,6 +399,77 @@ class TorchRecommender(Recommender):
         return rows.dense(users)
 
     # ------------------------------------------------------------------ state
+    @classmethod
+    def _params_for_load(cls, params: dict[str, Any], *, device: str | None, where: str) -> dict[str, Any]:
+        """The saved params, ``device`` set to where the loaded model runs (see :meth:`Recommender.load`).
+
+        ``device`` given: that one. Otherwise the recorded device where this machine has it, else ``None``
+        (this machine's default): a model trained with ``--device cuda`` loads on a CPU-only machine.
+        """
+        out = dict(params)
+        if device is not None:
+            resolve_device(device)  # a bad or unavailable device is the caller's DataError
+            out["device"] = device
+            return out
+        saved = out.get("device")
+        if saved is None or _available(saved, where):
+            return out
+        out["device"] = None
+        log.info("%s: %s was saved with device=%r, which this machine lacks; it runs on %s", where, cls.name,
+                 saved, resolve_device(None))
+        return out
+
+    def _expected_state(self, n_users: int, n_items: int, where: str) -> dict[str, TensorInfo]:
+        """Names, dtypes and shapes of the state these params give, from modules built on the meta device.
+
+        Nothing is allocated, so params that describe terabytes of weights cost nothing to check.
+        """
+        try:
+            with seeded_init(0), torch.device("meta"):
+                modules = self._build_modules(n_users, n_items)
+        except Exception as e:  # noqa: BLE001 -- hostile params can fail a constructor anyhow; refuse them
+            raise ArtifactError(
+                f"{where}: its params do not build a {self.name} model ({type(e).__name__}: {one_line(e)})"
+            ) from None
+        out = {
+            f"{name}/{key}": TensorInfo(str(t.dtype).removeprefix("torch."), tuple(t.shape))
+            for name, m in modules.items()
+            for key, t in m.state_dict().items()
+        }
+        out["best_epoch"] = TensorInfo("int64", (1,))
+        return out
+
+    def _check_state_header(
+        self, header: dict[str, TensorInfo], n_users: int, n_items: int, file_bytes: int, where: str
+    ) -> None:
+        """The saved state's table equals the modules' state for these params (built on the meta device).
+
+        Before that, the bytes the params describe are checked against :data:`~gan4rec.artifacts.
+        MAX_WEIGHT_BYTES` and the tensors file's size, so no real module is ever built too large.
+        """
+        expected = self._expected_state(n_users, n_items, where)
+        total = sum(info.nbytes for info in expected.values())
+        if total > MAX_WEIGHT_BYTES:
+            raise ArtifactError(
+                f"{where}: its params describe {total / 2**30:.1f} GiB of weights, above the "
+                f"{MAX_WEIGHT_BYTES / 2**30:.0f} GiB a gan4rec model may have"
+            )
+        if total > file_bytes:
+            raise ArtifactError(
+                f"{where}: its params describe {total} bytes of weights; the tensors file holds {file_bytes}"
+            )
+        missing, unexpected = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+        if missing or unexpected:
+            raise ArtifactError(
+                f"{where}: the saved {self.name} state lacks {one_line(missing, 120)} and holds unexpected "
+                f"{one_line(unexpected, 120)}"
+            )
+        for key, want in expected.items():
+            got = header[key]
+            zero_d = want.shape == () and got.shape in ((), (1,))  # 0-d arrays may be saved as 1-element
+            if got.dtype != want.dtype or (got.shape != want.shape and not zero_d):
+                raise ArtifactError(f"{where}: array {key!r} is {got}, but these params give {want}")
+
     def _state(self) -> dict[str, np.ndarray]:
         out = {
             f"{name}/{key}": value.detach().cpu().numpy()
@@ -417,8 +492,9 @@ class TorchRecommender(Recommender):
             for key, ref in m.state_dict().items():
                 full = f"{name}/{key}"
                 expected.add(full)
-                # save_artifact stores 0-d arrays as 1-element 1-d ones (np.ascontiguousarray).
-                shape = tuple(ref.shape) if ref.ndim else (1,)
+                # 0-d arrays are 0-d in artifacts (np.require) and 1-element 1-d in older ones.
+                zero_d = ref.ndim == 0 and full in arrays and arrays[full].shape == ()
+                shape = tuple(ref.shape) if ref.ndim else () if zero_d else (1,)
                 arr = np.array(self._expect_shape(arrays, full, shape)).reshape(tuple(ref.shape))
                 loaded[key] = torch.from_numpy(arr)
             m.load_state_dict(loaded)
@@ -430,3 +506,21 @@ class TorchRecommender(Recommender):
         self.modules_ = {name: m.to(self.device_).eval() for name, m in modules.items()}
         self.optimizers_ = {}
         self._seen_rows = None
+
+
+def _available(device: Any, where: str) -> bool:
+    """Whether this machine has the torch device named ``device`` (a malformed name is an ArtifactError)."""
+    try:
+        if not isinstance(device, str):
+            raise TypeError(device)
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        shown = one_line(repr(device), 60)
+        raise ArtifactError(f"{where}: params device={shown} is not a torch device") from None
+    if dev.type == "cpu":
+        return True
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
+    if dev.type == "mps":
+        return bool(torch.backends.mps.is_available())
+    return False

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gan4rec.leaderboard import run_time_text, tuning_lines
 from gan4rec.report.plots import Plot, model_colors
 
 __all__ = ["render_html", "write_report"]
@@ -103,6 +104,13 @@ def _p(p: Any) -> str:
     return f"{p:.4f}" if p < 0.1 else f"{p:.3f}"
 
 
+def _sd(std: Any, result: Mapping[str, Any]) -> str:
+    """The ``± std`` after a mean; nothing for a single run, whose std says nothing."""
+    if len(result["seeds"]) * len(result["splits"]) < 2:
+        return ""
+    return f"<span class='sd'>± {_num(std)}</span>"
+
+
 def _secs(v: Any) -> str:
     if v is None:
         return "n/a"
@@ -137,8 +145,9 @@ def _hero(result: Mapping[str, Any]) -> str:
     best_row = next(r for r in result["leaderboard"] if r["model"] == best)
     n_runs = len(result["seeds"]) * len(result["splits"])
     source = ds.get("name") or ds.get("file") or (f"{ds.get('train')} + {ds.get('test')}" if ds.get("train") else "data")
+    spread = f"± {_num(best_row['std'])} over {n_runs} runs" if n_runs > 1 else "one run"
     lede = (f"<b>{_e(best)}</b> has the best mean test {_e(metric)}: <b>{_num(best_row['mean'])}</b> "
-            f"(± {_num(best_row['std'])} over {n_runs} run{'s' if n_runs != 1 else ''}).")
+            f"({spread}).")
     if rows:
         better = [m for m in rows if (rows[m]["wilcoxon"].get("p_holm") or 1.0) <= alpha]
         tied = [m for m in rows if m not in better]
@@ -161,11 +170,11 @@ def _hero(result: Mapping[str, Any]) -> str:
         ("interactions", f"{ds.get('n_train', 0) + ds.get('n_test', 0):,}"),
         ("split", split_text),
         ("metric", metric),
-        ("seeds", ", ".join(str(s) for s in result["seeds"])),
+        ("seeds", ", ".join(str(s) for s in result["seeds"])
+                  + f" ({len(result['seeds'])} seed{'s' if len(result['seeds']) != 1 else ''})"),
         ("splits", str(len(result["splits"]))),
-        ("tuning", f"{result['trials']} trial{'s' if result['trials'] != 1 else ''} per model"
-                   + (f", {result['timeout_per_model']:g} s box" if result.get("timeout_per_model") else "")),
-        ("run time", _secs(result.get("seconds"))),
+        ("tuning", tuning_lines(result)[0].removeprefix("tuning on validation: ")),
+        ("run time", run_time_text(result["seconds"]) if result.get("seconds") is not None else "n/a"),
     ]
     chips = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
     title = result.get("description") or "Model comparison"
@@ -197,10 +206,10 @@ def _leaderboard(result: Mapping[str, Any]) -> str:
         lo, hi = row["ci95"]
         cells = [f"<td class='l'>{row['rank']}</td>",
                  f"<td class='l model'><span class='dot' style='background:{colors[name]}'></span>{_e(name)}{badges}</td>",
-                 f"<td class='main-metric'>{_num(row['mean'])}<span class='sd'>± {_num(row['std'])}</span></td>",
+                 f"<td class='main-metric'>{_num(row['mean'])}{_sd(row['std'], result)}</td>",
                  f"<td>{_num(lo)} – {_num(hi)}</td>"]
         for m in extra:
-            cells.append(f"<td>{_num(test.get(m))}<span class='sd'>± {_num(std.get(m))}</span></td>")
+            cells.append(f"<td>{_num(test.get(m))}{_sd(std.get(m), result)}</td>")
         if row["is_best"]:
             cells.append("<td>—</td>")
         else:
@@ -211,8 +220,9 @@ def _leaderboard(result: Mapping[str, Any]) -> str:
         cells.append(f"<td>{_secs(row['fit_seconds'])}</td><td>{_secs(row['recommend_seconds'])}</td>")
         body.append(f"<tr class='{'best' if row['is_best'] else ''}'>{''.join(cells)}</tr>")
     n_runs = len(result["seeds"]) * len(result["splits"])
-    note = (f"Test metrics: mean ± sample standard deviation over {n_runs} run(s) ({len(result['seeds'])} seed(s) × "
-            f"{len(result['splits'])} split(s)). 95% CI: Student-t interval of the mean over "
+    runs = (f"mean ± sample standard deviation (ddof=1) over {n_runs} runs" if n_runs > 1
+            else "one run, so no standard deviation") + f" ({len(result['seeds'])} seed(s) × {len(result['splits'])} split(s))"
+    note = (f"Test metrics: {runs}. 95% CI: Student-t interval of the mean over "
             f"{result['significance']['n_users']} test users. p vs best: two-sided paired Wilcoxon signed-rank test "
             f"on per-user {_e(metric)} (averaged over seeds), Holm-corrected; * p ≤ "
             f"{result['significance'].get('alpha', 0.05)}. Fit: final refit, mean over runs. Recommend: top-K for "
@@ -234,8 +244,7 @@ def _all_metrics_table(result: Mapping[str, Any]) -> str:
     rows = []
     for row in result["leaderboard"]:
         e = result["results"][row["model"]]["metrics"]
-        cells = "".join(f"<td>{_num(e['test'].get(n))}<span class='sd'>± {_num(e['test_std'].get(n))}</span></td>"
-                        for n in names)
+        cells = "".join(f"<td>{_num(e['test'].get(n))}{_sd(e['test_std'].get(n), result)}</td>" for n in names)
         rows.append(f"<tr><td class='l'>{_e(row['model'])}</td>{cells}</tr>")
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -292,8 +301,11 @@ def _tuning(result: Mapping[str, Any]) -> str:
         if t.get("timed_out"):
             how += ", stopped by the time box"
         params = json.dumps({**e.get("best_params", {}), **e.get("refit_params", {})}, sort_keys=True)
-        trials = sum(x.get("n_trials", 0) for x in e["tuning"])
-        body.append(f"<tr><td class='l'>{_e(row['model'])}</td><td class='l'>{_e(how)}</td><td>{trials}</td>"
+        # Trials that ran to their end, as in the header; those the time box stopped mid-fit do not count.
+        trials = sum(x.get("n_trials", 0) - x.get("n_time_boxed", 0) for x in e["tuning"])
+        asked = sum(x.get("n_requested", result["trials"]) for x in e["tuning"] if x.get("tuned") or x.get("timed_out"))
+        shown = f"{trials} of {asked}" if asked else str(trials)
+        body.append(f"<tr><td class='l'>{_e(row['model'])}</td><td class='l'>{_e(how)}</td><td>{shown}</td>"
                     f"<td>{_num(t.get('best_value'))}</td><td>{_secs(e.get('tune_seconds')) if t.get('tuned') else '—'}</td>"
                     f"<td class='l'><code>{_e(params)}</code></td></tr>")
     note = (f"Each model was tuned on the validation split only, with the same budget ({result['trials']} trials"
@@ -385,7 +397,7 @@ def write_report(result: Mapping[str, Any], out_dir: str | Path) -> Path:
     pathlib.Path
         The path of ``report.html``.
     """
-    from gan4rec.artifacts import atomic_write_text
+    from gan4rec.atomic import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

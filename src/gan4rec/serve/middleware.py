@@ -1,4 +1,4 @@
-"""Pure ASGI middleware of the server: request-body size limit and Prometheus metrics.
+"""Pure ASGI middleware of the server: request-body size and time limits, and Prometheus metrics.
 
 Both wrap the ASGI ``receive``/``send`` callables instead of using Starlette's ``BaseHTTPMiddleware``,
 which buffers and adds a task per request.
@@ -6,6 +6,7 @@ which buffers and adds a task per request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -28,34 +29,37 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
             10.0)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    """The request body is refused (too large, or too slow); the middleware answers instead of the app."""
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body exceeds the limit of {limit} bytes"}).encode()
-    await send({
+def _answer(status: int, detail: str) -> tuple[Message, Message]:
+    body = json.dumps({"detail": detail}).encode()
+    start = {
         "type": "http.response.start",
-        "status": 413,
+        "status": status,
         # The rest of the body is never read, so the connection cannot carry another request.
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close")],
-    })
-    await send({"type": "http.response.body", "body": body})
+    }
+    return start, {"type": "http.response.body", "body": body}
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to a request whose body exceeds ``max_bytes``, without reading it.
+    """Answer 413 to a request whose body exceeds ``max_bytes``, and 408 to one whose body does not
+    arrive within ``timeout`` seconds; either way without reading the rest, and closing the connection.
 
     A declared ``Content-Length`` over the limit is refused before the application runs. A body without
     one (``Transfer-Encoding: chunked``) is counted as it streams in: the chunk that crosses the limit
     makes ``receive`` raise, nothing more is read, whatever the application had started to answer is
-    dropped, and a 413 goes out instead.
+    dropped, and a 413 goes out instead. The time limit counts from the end of the request head (when the
+    application is called) to the body's last byte; a slow body makes ``receive`` raise the same way.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,41 +72,54 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1  # the HTTP server rejects malformed lengths before we run
                 if declared > self.max_bytes:
-                    await _send_413(send, self.max_bytes)
+                    for message in _answer(413, f"request body exceeds the limit of {self.max_bytes} bytes"):
+                        await send(message)
                     return
+        deadline = None if self.timeout is None else asyncio.get_running_loop().time() + self.timeout
         received = 0
-        exceeded = False
+        refused: tuple[Message, Message] | None = None
+        body_done = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise _BodyTooLarge
-            message = await receive()
+            nonlocal received, refused, body_done
+            if refused is not None:
+                raise _BodyRefused
+            if body_done or deadline is None:
+                message = await receive()  # after the body: waiting for a disconnect is not bounded
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    refused = _answer(408, f"request body not received within {self.timeout:g} s")
+                    raise _BodyRefused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    exceeded = True
-                    raise _BodyTooLarge
+                    refused = _answer(413, f"request body exceeds the limit of {self.max_bytes} bytes")
+                    raise _BodyRefused
+                body_done = not message.get("more_body", False)
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded:
-                return  # the application's answer to a truncated body (often a 400) is replaced below
+            if refused is not None:
+                return  # the application's answer to a refused body (often a 400) is replaced below
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
+        except _BodyRefused:
             pass
         except Exception:
-            if not exceeded:
+            if refused is None:
                 raise
-        if exceeded and not started:
-            await _send_413(send, self.max_bytes)
+        if refused is not None and not started:
+            for message in refused:
+                await send(message)
 
 
 class Metrics:

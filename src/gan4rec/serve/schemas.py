@@ -1,6 +1,9 @@
 """Request and response bodies of the HTTP service (pydantic models; they are also its OpenAPI schema).
 
-Ids are raw ids exactly as in the training data: JSON integers or strings, never booleans. A JSON number
+Request bodies are strict: ``k`` and ``top`` are JSON integers (``3.0`` is 3, as in JSON Schema) and
+``exclude_seen`` a JSON boolean; ``true`` or ``"3"`` for ``k`` and ``0`` for ``exclude_seen`` are a 422, not a
+silent conversion. Ids are raw ids exactly as in the
+training data: JSON integers or strings, never booleans. A JSON number
 with a zero fraction (``42.0``, which JSON Schema counts as an integer) is the id 42 when it is exact
 (|x| <= 2^53); any other float is refused. A string form of an integer id (``"42"``) is accepted where
 the model's ids are integers; responses always give ids in the model's own kind.
@@ -10,7 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 __all__ = [
     "MAX_BATCH_USERS",
@@ -22,6 +34,7 @@ __all__ = [
     "BatchExplanation",
     "BatchRecommendation",
     "Contribution",
+    "Count",
     "ErrorBody",
     "ExplainRequest",
     "ExplanationBody",
@@ -72,6 +85,20 @@ def _integral(value: Any) -> Any:
     return value
 
 
+def _whole(value: Any) -> Any:
+    """A count (``k``, ``top``): a JSON integer; ``30.0`` (an integer to JSON Schema) is 30; never a boolean."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")  # noqa: TRY004 -- a ValueError is a 422
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) > _EXACT_FLOAT_INT:
+            raise ValueError("expected an integer, got a fractional number")
+        return int(value)
+    return value
+
+
+#: A strict integer: no booleans or numeric strings; an exact float such as ``3.0`` is the integer 3.
+Count = Annotated[StrictInt, BeforeValidator(_whole)]
+
 Id = Annotated[
     Annotated[StrictInt, BeforeValidator(_integral)]
     | Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)],
@@ -93,7 +120,11 @@ class TitledItem(BaseModel):
 
 
 class Recommendation(BaseModel):
-    user: Id | None = Field(description="The user id; null for an ad-hoc history.")
+    user: Id | None = Field(description=(
+        "The user id in the type the model's ids have: an integer for integer ids, a string for string ids. "
+        "An unknown user's id is converted to that type where it parses as one (a query string's \"42\" is "
+        "42 for integer ids; 42 is \"42\" for string ids) and echoed as sent otherwise. Null for an ad-hoc "
+        "history."))
     items: list[ScoredItem]
     strategy: Literal["model", "popularity_fallback"]
     model_version: str
@@ -108,8 +139,8 @@ class BatchRecommendation(BaseModel):
 class _RecommendOptions(BaseModel):
     model_config = _STRICT
 
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    exclude_seen: bool = Field(default=True,
+    k: Count = Field(default=10, ge=1, le=MAX_K)
+    exclude_seen: StrictBool = Field(default=True,
                                description="Drop the users' training items (the history's items).")
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_LIST)
     candidates: list[Id] | None = Field(default=None, max_length=MAX_LIST,
@@ -136,7 +167,7 @@ class _ExplainOptions(BaseModel):
     model_config = _STRICT
 
     items: list[Id] = Field(min_length=1, max_length=MAX_EXPLAIN_ITEMS)
-    top: int = Field(default=10, ge=1, le=MAX_TOP)
+    top: Count = Field(default=10, ge=1, le=MAX_TOP)
 
 
 class UserExplainRequest(_ExplainOptions):
@@ -206,16 +237,20 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """Readiness; the other fields are present only with an accepted X-API-Key (or on an open server)."""
+
     status: Literal["ready"]
-    model: str
-    model_version: str
-    loaded_at: str
-    n_users: int
-    n_items: int
-    reloads: int = Field(description="Successful reloads since the process started.")
-    refused_reloads: int
-    last_reload_error: str | None
-    pid: int = Field(description="Process id of the worker that answered (several with --workers).")
+    model: str | None = None
+    model_version: str | None = None
+    loaded_at: str | None = None
+    n_users: int | None = None
+    n_items: int | None = None
+    reloads: int | None = Field(default=None, description="Successful reloads since the process started.")
+    refused_reloads: int | None = None
+    last_reload_error: str | None = Field(default=None,
+                                          description="Why the last reload was refused (null after a success).")
+    pid: int | None = Field(default=None,
+                            description="Process id of the worker that answered (several with --workers).")
 
 
 class Info(BaseModel):

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from gan4rec.artifacts import current_version
 from gan4rec.data.idmap import IdMap
 from gan4rec.errors import ArtifactError, DataError, MissingInputError
 
-__all__ = ["LiveModel", "ModelSlot", "load_live", "lookup_id", "read_item_titles"]
+__all__ = ["LiveModel", "ModelSlot", "echo_id", "load_live", "lookup_id", "read_item_titles"]
 
 log = logging.getLogger(__name__)
 
-_CURRENT = "CURRENT"
 _INT_ID = re.compile(r"-?[0-9]{1,19}")
 # Users scored when verifying a freshly loaded model.
 _PROBE_USERS = 8
@@ -50,6 +50,22 @@ def lookup_id(idmap: IdMap, raw: Any) -> int:
         if not -(2**63) <= raw < 2**63:
             return -1
     return idmap.get(raw)
+
+
+def echo_id(idmap: IdMap, raw: Any) -> Any:
+    """A raw id from a request as a response gives it back: in the type ``idmap`` holds where it converts.
+
+    Integer maps: a JSON integer stays; a decimal string in the int64 range (what :func:`lookup_id` takes
+    for an integer id, such as a query string's ``"42"``) becomes that integer; anything else is echoed as
+    sent. String maps: a string stays; an integer becomes its decimal string (the key it was looked up by).
+    """
+    if idmap.kind == "int":
+        if isinstance(raw, str) and _INT_ID.fullmatch(raw):
+            value = int(raw)
+            if -(2**63) <= value < 2**63:
+                return value
+        return raw
+    return raw if isinstance(raw, str) else str(raw)
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,17 +116,8 @@ class LiveModel:
 
 
 def _version_folder(path: Path) -> tuple[str, Path]:
-    """The version name and folder an artifact directory currently points at."""
-    current = path / _CURRENT
-    if current.is_file():
-        name = current.read_text(encoding="utf-8").strip()
-        if not name or "/" in name or name.startswith("."):
-            raise ArtifactError(f"{current}: does not name a version folder")
-        return name, path / name
-    if not path.exists():
-        raise MissingInputError(f"{path}: no such model artifact")
-    # A bare version folder (MANIFEST.json inside) is its own version.
-    return path.name, path
+    """The version name and folder an artifact directory currently points at (read bounded and checked)."""
+    return current_version(path)
 
 
 def _verify(model: Any) -> None:

@@ -36,13 +36,26 @@ read_interactions`` is the way to use them.
 * :mod:`~gan4rec.data.io.readers`: the public readers, which pick one of the above;
 * :mod:`~gan4rec.data.io.writers`: interactions and recommendation lists, atomically.
 
-Readers of item and user feature files (content for side-information models) will get a module of their
-own here (``content.py``).
+* :mod:`~gan4rec.data.io.content`: side information (feature tables, TF-IDF text, knowledge relations, the
+  CiteULike layout) as sparse matrices aligned with an id map.
 """
 
 from __future__ import annotations
 
 from gan4rec.data.io.common import BAD_ROW_REASONS, FORMATS, BadRows, ColumnSpec, Format, OnBadRows
+from gan4rec.data.io.content import (
+    CITEULIKE_FILES,
+    FeatureTable,
+    OnUnknown,
+    read_citeulike,
+    read_count_lists,
+    read_feature_table,
+    read_features,
+    read_relations,
+    read_text_table,
+    tfidf,
+    write_features,
+)
 from gan4rec.data.io.movielens import MOVIELENS_GENRES, MOVIELENS_LAYOUTS, read_movielens
 from gan4rec.data.io.readers import (
     ReadOptions,
@@ -55,19 +68,30 @@ from gan4rec.data.io.writers import write_interactions, write_recommendations
 
 __all__ = [
     "BAD_ROW_REASONS",
+    "CITEULIKE_FILES",
     "FORMATS",
     "MOVIELENS_GENRES",
     "MOVIELENS_LAYOUTS",
     "BadRows",
     "ColumnSpec",
+    "FeatureTable",
     "Format",
     "OnBadRows",
+    "OnUnknown",
     "ReadOptions",
     "infer_format",
+    "read_citeulike",
+    "read_count_lists",
+    "read_feature_table",
+    "read_features",
     "read_interactions",
     "read_interactions_report",
     "read_movielens",
+    "read_relations",
+    "read_text_table",
     "read_uir_pair",
+    "tfidf",
+    "write_features",
     "write_interactions",
     "write_recommendations",
 ]

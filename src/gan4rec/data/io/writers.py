@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from gan4rec.artifacts import atomic_path, atomic_write_bytes
+from gan4rec.atomic import atomic_path, atomic_write_bytes
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.io.common import UIR_SUFFIXES, WRITE_FORMATS, data_error
