@@ -211,3 +211,34 @@ def test_gradient_penalty_of_a_linear_critic_is_its_norm_gap_squared():
         with torch.no_grad():
             critic.net.weight.copy_(torch.tensor([[0.6, 0.8, 0.0]]) * norm)
         assert float(_gradient_penalty(critic, real, fake, gen)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_cli_synthesize_exit_codes(tmp_path, capsys):
+    from gan4rec.cli import main
+
+    assert main(["synthesize", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "s.parquet")]) == 66
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item\n1\n")
+    assert main(["synthesize", "--data", str(bad), "--out", str(tmp_path / "s.parquet")]) == 65
+    assert main(["synthesize", "--data", str(bad)]) == 2
+    assert not (tmp_path / "s.parquet").exists()
+
+
+@pytest.mark.slow
+def test_cli_synthesize_ml100k_acceptance(ml100k_dir, tmp_path, monkeypatch):
+    """The issue's command on the local ML-100K copy (fewer GAN steps): raw item ids, report and JSON keys."""
+    import polars as pl
+
+    from gan4rec.cli import main
+
+    monkeypatch.setenv("GAN4REC_DATA", str(ml100k_dir.parent))
+    monkeypatch.setenv("GAN4REC_OFFLINE", "1")
+    out, rep = tmp_path / "s.parquet", tmp_path / "DIR"
+    assert main(["synthesize", "--dataset", "ml-100k", "--users", "500", "--out", str(out), "--report", str(rep),
+                 "--seed", "0", "--params", '{"steps": 20}']) == 0
+    df = pl.read_parquet(out)
+    raw = {int(line.split("\t")[1]) for line in (ml100k_dir / "u.data").read_text().splitlines()}
+    assert df["user"].n_unique() <= 500 and set(df["item"].to_list()) <= raw
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert {"mia_auc", "tstr_ratio", "exact_copy_rate", "kendall_tau"} <= set(metrics)
+    assert (rep / "report.html").stat().st_size > 10_000
