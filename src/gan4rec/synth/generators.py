@@ -322,15 +322,10 @@ class RealCopy(Generator):
         return [np.asarray(ix[ip[u] : ip[u + 1]], dtype=np.int64) for u in picks]
 
 
-def _gan() -> type[Generator]:
-    from gan4rec.synth.gan import GAN
-
-    return GAN
-
-
-#: Registry name -> generator class (the GAN is imported on first use: it needs torch).
+#: Registry name -> generator class, or ``"module:Class"`` imported on first use (the GAN needs torch, and
+#: its module imports this one, so naming it by string keeps the import graph one-way).
 GENERATORS: dict[str, Any] = {
-    "gan": _gan,
+    "gan": "gan4rec.synth.gan:GAN",
     "bernoulli": Bernoulli,
     "lowrank": LowRank,
     "randomized_response": RandomizedResponse,
@@ -343,7 +338,12 @@ def create_generator(name: str, params: dict[str, Any] | None = None, *, random_
     entry = GENERATORS.get(name)
     if entry is None:
         raise DataError(f"unknown generator {name!r}; known generators: {', '.join(GENERATORS)}")
-    cls = entry if isinstance(entry, type) else entry()
+    if isinstance(entry, str):
+        import importlib
+
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    cls = entry
     try:
         return cls(**dict(params or {}), random_state=random_state)  # type: ignore[no-any-return]
     except TypeError as e:
