@@ -210,7 +210,7 @@ def test_gradient_penalty_of_a_linear_critic_is_its_norm_gap_squared():
     for norm, expected in ((1.0, 0.0), (2.0, 1.0)):
         with torch.no_grad():
             critic.net.weight.copy_(torch.tensor([[0.6, 0.8, 0.0]]) * norm)
-        assert float(_gradient_penalty(critic, real, fake, gen)) == pytest.approx(expected, abs=1e-6)
+        assert _gradient_penalty(critic, real, fake, gen).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_cli_synthesize_exit_codes(tmp_path, capsys):
