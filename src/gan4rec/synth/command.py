@@ -127,7 +127,7 @@ def jsonable(obj: Any, digits: int = 6) -> Any:
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tstr_ratio", "kendall_tau", "mia_auc", "mia_auc_shadow", "exact_copy_rate", "dcr_members_median",
+    keys = ("tstr_ratio", "kendall_tau", "mia_auc", "mia_auc_shadow", "mia_auc_worst", "exact_copy_rate", "dcr_members_median",
             "dcr_nonmembers_median", "cooccurrence_corr", "fit_seconds", "sample_seconds")
     return {k: r[k] for k in keys if k in r}
 
@@ -170,9 +170,10 @@ def _run_compare(args: argparse.Namespace, data: Any) -> int:
     res = compare(data, list(range(args.seeds)), n_users=args.users, shadow=not args.no_shadow)
     res["source"] = args.dataset or str(args.data)
     summ = res["summary"]
-    cols = ["tstr_ratio", "kendall_tau", "mia_auc", "mia_auc_shadow", "exact_copy_rate", "dcr_members_median"]
+    cols = ["tstr_ratio", "kendall_tau", "mia_auc", "mia_auc_shadow", "mia_auc_worst", "exact_copy_rate",
+            "dcr_members_median"]
     rows = [[lab] + [_pm(s.get(c)) for c in cols] for lab, s in summ.items()]
-    fr = frontier_plot(summ, f"Privacy-utility frontier, {res['source']}, {args.seeds} seeds")
+    fr = frontier_plot(summ, f"Privacy-utility frontier, {res['source']}, {args.seeds} seeds", auc_key="mia_auc_worst")
     headline = {"seeds": args.seeds, "target (GAN beats all at AUC<=0.55)": json.dumps(jsonable(res["target"]))[:300]}
     page = render_page(f"gan4rec synthesize --compare on {res['source']}", headline, [fr], (["generator", *cols], rows))
     for r in res["runs"]:

@@ -91,16 +91,23 @@ def run_plots(result: Mapping[str, Any]) -> list[Plot]:
     return plots
 
 
-def frontier_plot(summary: Mapping[str, Mapping[str, Any]], title: str = "Privacy-utility frontier") -> Plot:
-    """TSTR ratio (EASE) against MIA AUC, one point per generator, mean with 1 std error bars over seeds."""
+def frontier_plot(summary: Mapping[str, Mapping[str, Any]], title: str = "Privacy-utility frontier",
+                  auc_key: str = "mia_auc") -> Plot:
+    """TSTR ratio (EASE) against MIA AUC, one point per generator, mean with 1 std error bars over seeds.
+
+    ``auc_key``: ``"mia_auc"`` (DCR attacker) or ``"mia_auc_worst"`` (the stronger of DCR and shadow).
+    """
     fig, (ax,) = _figure(1, 4.2)
     for j, (label, s) in enumerate(summary.items()):
-        xm, xs = s["mia_auc"]["mean"], s["mia_auc"].get("std") or 0.0
+        if auc_key not in s:
+            auc_key = "mia_auc"
+        xm, xs = s[auc_key]["mean"], s[auc_key].get("std") or 0.0
         ym, ys = s["tstr_ratio"]["mean"], s["tstr_ratio"].get("std") or 0.0
         ax.errorbar([xm], [ym], xerr=[xs], yerr=[ys], fmt="o", color=PALETTE[j % len(PALETTE)], capsize=3)
         ax.annotate(label, (xm, ym), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.axvline(0.55, color=_REAL, linewidth=1, linestyle=":")
-    ax.set_xlabel("membership-inference AUC (DCR attacker; 0.5 = private)")
+    attacker = "stronger of DCR and shadow attackers" if auc_key == "mia_auc_worst" else "DCR attacker"
+    ax.set_xlabel(f"membership-inference AUC ({attacker}; 0.5 = private)")
     ax.set_ylabel("TSTR ratio, EASE (1 = as good as real)")
     return _plot("frontier", title, "Up and to the left is better; the dotted line is AUC 0.55.", fig)
 
