@@ -242,3 +242,15 @@ def test_cli_synthesize_ml100k_acceptance(ml100k_dir, tmp_path, monkeypatch):
     metrics = json.loads((rep / "metrics.json").read_text())
     assert {"mia_auc", "tstr_ratio", "exact_copy_rate", "kendall_tau"} <= set(metrics)
     assert (rep / "report.html").stat().st_size > 10_000
+
+
+def test_compare_over_seeds_summarises_and_tests_the_target(data):
+    from gan4rec.synth.experiment import compare
+
+    gens = (("gan", "bernoulli", {}), ("real", "real", {}))  # "gan" is only a label here
+    res = compare(data, [0, 1], generators=gens, shadow=False)
+    assert [r["label"] for r in res["runs"]] == ["gan", "real", "gan", "real"]
+    assert [s["seed"] for s in res["splits"]] == [0, 1]
+    assert res["summary"]["real"]["exact_copy_rate"]["values"] == [1.0, 1.0]
+    versus = res["target"]["versus"]["real"]
+    assert versus["matched_privacy"] is False and "p_one_sided" not in versus
