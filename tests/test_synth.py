@@ -254,3 +254,14 @@ def test_compare_over_seeds_summarises_and_tests_the_target(data):
     assert res["summary"]["real"]["exact_copy_rate"]["values"] == [1.0, 1.0]
     versus = res["target"]["versus"]["real"]
     assert versus["matched_privacy"] is False and "p_one_sided" not in versus
+
+
+def test_synthesize_usage_error_needs_no_torch():
+    """Parsing `synthesize` (and refusing a bad flag) imports no torch, like every other command."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gan4rec.cli import main; rc = main(['synthesize', '--data', 'x.csv']); "
+            "sys.exit(rc if 'torch' not in sys.modules else 99)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr

@@ -43,13 +43,13 @@ import scipy.sparse as sp
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError, NotFittedError
-from gan4rec.train.seeding import RandomState, to_numpy_rng
 
 __all__ = [
     "GENERATORS",
     "Bernoulli",
     "Generator",
     "LowRank",
+    "RandomState",
     "RandomizedResponse",
     "RealCopy",
     "create_generator",
@@ -57,9 +57,25 @@ __all__ = [
     "rows_of",
     "sample_without_replacement",
     "synthetic_interactions",
+    "to_numpy_rng",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: A seed, a numpy Generator (used as is) or None (fresh entropy); as :mod:`gan4rec.train.seeding`, which
+#: this module does not import so that the CLI can list the generators without importing torch.
+RandomState = int | np.random.Generator | None
+
+
+def to_numpy_rng(random_state: RandomState) -> np.random.Generator:
+    """``np.random.default_rng(random_state)``, refusing values that would not be reproducible."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise DataError(f"random_state={random_state!r}; expected a non-negative int, a numpy Generator or None")
+    return np.random.default_rng(int(random_state))
 
 _CHUNK_CELLS = 1 << 22  # bound on the cells of one dense chunk of synthetic users (16 MB of float32)
 
