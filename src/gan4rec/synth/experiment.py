@@ -224,6 +224,7 @@ def target_test(
                            "gan_mia_auc": summ.get(gan, {}).get(auc_key, {}).get("mean"), "versus": {}}
     if gan not in per:
         return out
+    out["gan_within"] = bool(out["gan_mia_auc"] <= max_auc)  # the target needs the GAN itself there too
     for lab, rs in per.items():
         if lab == gan:
             continue
@@ -233,7 +234,7 @@ def target_test(
         b = [rs[s]["tstr_ratio"] for s in seeds]
         entry: dict[str, Any] = {"mia_auc": auc, "matched_privacy": auc <= max_auc,
                                  "gan_minus_other": float(np.mean(np.subtract(a, b))) if seeds else None}
-        if len(seeds) > 1 and auc <= max_auc:
+        if len(seeds) > 1 and auc <= max_auc and out["gan_within"]:
             entry["p_one_sided"] = float(ttest_rel(a, b, alternative="greater").pvalue)
         out["versus"][lab] = entry
     return out
