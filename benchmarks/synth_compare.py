@@ -65,7 +65,8 @@ def table(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset")
-    ap.add_argument("--table", metavar="JSON", help="only print the table (and redraw the PNG) of a saved result")
+    ap.add_argument("--table", metavar="JSON",
+                    help="print the table of a saved result; its summary, targets and PNG are recomputed in place")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--min-item-interactions", type=int, default=None)
     ap.add_argument("--only", default=None, help="comma-separated generator labels (default: all)")
@@ -77,12 +78,14 @@ def main() -> None:
             if "mia_auc_shadow" in r:
                 r.setdefault("mia_auc_worst", max(r["mia_auc"], r["mia_auc_shadow"]))
         saved["summary"] = summarize(saved["runs"])
+        saved["target"] = target_test(saved["runs"])
         saved["target_worst"] = target_test(saved["runs"], auc_key="mia_auc_worst")
+        atomic_write_text(Path(args.table), json.dumps(jsonable(saved), indent=1, allow_nan=False) + "\n")
         fr = frontier_plot(saved["summary"], f"Privacy-utility frontier, {saved['dataset']}, "
                            f"{len(saved['seeds'])} seeds", auc_key="mia_auc_worst")
         atomic_write_bytes(Path(args.table).with_suffix(".png"), fr.png)
         print(table(saved))
-        print(json.dumps({"target_dcr": saved["target"], "target_worst": saved["target_worst"]}, indent=1))
+        print(json.dumps(jsonable({"target_dcr": saved["target"], "target_worst": saved["target_worst"]}), indent=1))
         return
     if not args.dataset:
         ap.error("--dataset is required (or --table JSON)")
