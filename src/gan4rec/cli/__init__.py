@@ -8,6 +8,7 @@ keeps the exit code; ``--quiet`` leaves stderr to warnings and errors (no progre
 The commands live by concern: :mod:`~gan4rec.cli.train_cmds` (models, train, tune, compare, demo),
 :mod:`~gan4rec.cli.model_cmds` (evaluate, info, recommend, serve, explain on a saved model) and
 :mod:`~gan4rec.cli.data_cmds` (data fetch, info, split); :mod:`~gan4rec.cli.common` holds what they share.
+``synthesize`` lives with its library in :mod:`gan4rec.synth.command`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gan4rec.cli.common import (
     UsageError,
 )
 from gan4rec.errors import ArtifactError, DataError, MissingInputError, NotFittedError
+from gan4rec.synth import command as synth_command
 
 __all__ = ["main"]
 
@@ -57,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     train_cmds.add_parsers(sub)
     model_cmds.add_parsers(sub)
     data_cmds.add_parsers(sub)
+    sy = sub.add_parser("synthesize", help="synthetic users from a GAN (or a baseline), with fidelity and privacy measured")
+    synth_command.add_arguments(sy)
+    sy.set_defaults(func=synth_command.run)
     return p
 
 
