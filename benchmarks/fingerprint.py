@@ -60,6 +60,18 @@ QUICK: dict[str, dict[str, Any]] = {
                   "pretrain_batch_size": 256, "epochs": 3, "d_epochs": 1, "g_epochs": 1, "d_batch_size": 512,
                   "g_batch_users": 32, "device": "cpu"},
 }
+_BACKBONE = {"backbone_params": {"n_factors": 8, "epochs": 4, "eval_every": 2, "patience": 2, "device": "cpu"}}
+_HYBRID_TORCH = {"content_dim": 16, "epochs": 4, "eval_every": 2, "patience": 2, "device": "cpu"}
+QUICK.update({
+    # The cold-start hybrids read the synthetic data's genres as item content.
+    "content-knn": {},
+    "ridge-map": {**_BACKBONE},
+    "ease-side": {},
+    "dropoutnet": {"hidden": 16, **_BACKBONE, **_HYBRID_TORCH},
+    "gar": {"g_hidden": 16, "d_hidden": 16, **_BACKBONE, **_HYBRID_TORCH},
+    "gar-reg": {"g_hidden": 16, "d_hidden": 16, **_BACKBONE, **_HYBRID_TORCH},
+    "content-cfgan": {"g_hidden": 16, "d_hidden": 16, **_HYBRID_TORCH},
+})
 _CFGAN_BASE = {"g_hidden": 32, "d_hidden": 16, "g_batch_size": 32, "d_batch_size": 32, "g_steps": 2,
                "d_steps": 1, **EPOCHS}
 for _mode, _scheme, _resample, _loss in itertools.product(("user", "item"), ("zr", "pm", "zp", "none"),
@@ -74,13 +86,18 @@ def _sha(a: np.ndarray) -> str:
 
 def _full_params(name: str, quick: dict[str, Any]) -> dict[str, Any]:
     """Every param spelled out (defaults included), so a later change of defaults cannot move a row."""
-    params = {**MODELS[name.split("-")[0]].default_params(), **quick}
+    params = {**MODELS[_model_name(name)].default_params(), **quick}
     params.pop("random_state", None)
     return params
 
 
+def _model_name(row: str) -> str:
+    """The registry name of a row: the row itself, or its part before the first '-' (``cfgan-user-zr-epoch``)."""
+    return row if row in MODELS else row.split("-")[0]
+
+
 def _row(name: str, params: dict[str, Any], split) -> dict[str, Any]:
-    model_name = name.split("-")[0]
+    model_name = _model_name(name)
     t0 = time.perf_counter()
     model = create(model_name, params, random_state=0).fit(split.train, split.valid)
     fit_s = time.perf_counter() - t0
@@ -107,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     split = random_holdout(data, test_frac=0.2, valid_frac=0.2, random_state=42)
     rows: dict[str, Any] = {}
     names = [n for n in QUICK if not args.only or any(n.startswith(p) for p in args.only.split(","))]
-    missing = set(MODELS) - {n.split("-")[0] for n in QUICK}
+    missing = set(MODELS) - {_model_name(n) for n in QUICK}
     if missing and not args.only:
         print(f"fingerprint: registry models without a row: {sorted(missing)}", file=sys.stderr)
         return 1
