@@ -145,7 +145,8 @@ def test_params_round_trip(name: str) -> None:
 # ------------------------------------------------------------------------------------------ determinism, refit
 # Models whose fit draws from random_state; another seed gives other scores. PureSVD's draw is ARPACK's start
 # vector, so its scores differ only at machine precision. The others ignore the seed.
-STOCHASTIC = {"slim", "puresvd", "bpr", "multvae", "ials", "cfgan", "irgan", "easegan"}
+STOCHASTIC = {"slim", "puresvd", "bpr", "multvae", "ials", "cfgan", "irgan", "easegan", "ridge-map", "dropoutnet", "gar",
+              "gar-reg", "content-cfgan"}
 _FITTED: dict[str, object] = {}
 
 

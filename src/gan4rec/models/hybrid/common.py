@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from gan4rec.artifacts import TensorInfo
 from gan4rec.data.features import feature_matrix
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import ColdSplit
@@ -196,6 +197,10 @@ class HybridRecommender(Recommender):
     """
 
     cold_start: ClassVar[bool] = True
+    #: Saved arrays whose dtype is not float32, by name suffix (a subclass adds its own).
+    state_dtypes: ClassVar[dict[str, str]] = {
+        ".shape": "int64", "num_batches_tracked": "int64", "best_epoch": "int64", "warm": "uint8",
+    }
 
     item_features: str | Sequence[str] | None
     cold_scale: float
@@ -262,6 +267,22 @@ class HybridRecommender(Recommender):
 
     def _score_content(self, users: np.ndarray, features: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
+
+    def _state_dtype(self, name: str) -> str:
+        """The dtype an array is saved in, checked at load before any array is read: by name suffix from
+        :attr:`state_dtypes`, else as :meth:`Recommender._state_dtype` says (CSR parts, float32)."""
+        for suffix, dtype in self.state_dtypes.items():
+            if name.endswith(suffix):
+                return dtype
+        return Recommender._state_dtype(self, name)
+
+    def _check_state_header(
+        self, header: dict[str, TensorInfo], n_users: int, n_items: int, file_bytes: int, where: str
+    ) -> None:
+        """Every saved array has the dtype :meth:`_state_dtype` gives (a torch hybrid's modules depend on its
+        content, known only once read, so their shapes are checked when the state is set, by
+        :meth:`_expect_shape` and torch's strict ``load_state_dict``)."""
+        Recommender._check_state_header(self, header, n_users, n_items, file_bytes, where)
 
     def _hybrid_state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -65,6 +65,8 @@ class EASESide(HybridRecommender):
     """
 
     name = "ease-side"
+    #: The new-item diagonal is kept in float64, as computed (a float32 copy would change new items' scores).
+    state_dtypes: ClassVar[dict[str, str]] = {**HybridRecommender.state_dtypes, "diag_p": "float64"}
     search_space: ClassVar[SearchSpace] = {
         "l2": {"type": "float", "low": 1.0, "high": 1e5, "log": True},
         "beta": {"type": "float", "low": 0.1, "high": 100.0, "log": True},
