@@ -201,8 +201,8 @@ def test_a_bad_flag_value_fails_before_the_heavy_imports(tmp_path: Path) -> None
 
 def test_serve_connection_flags_reach_run_server(monkeypatch) -> None:
     """The serve flags for the connection bounds are passed on to run_server (0 concurrency: no cap)."""
-    import gan4rec.serve.app as app
     from gan4rec.cli import main
+    from gan4rec.serve import app
 
     seen: dict = {}
     monkeypatch.setattr(app, "run_server", lambda model_dir, **kw: seen.update(kw))
