@@ -569,24 +569,28 @@ def test_web_page_hides_empty_tags_and_names_untitled_items_once(client: TestCli
 
 
 # ---------------------------------------------------------------------------------------------- schemathesis
-def _schemathesis_run(app: Any, max_examples: int) -> list[str]:
+def _schemathesis_run(app: Any, max_examples: int, headers: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """Every operation of the schema, every schemathesis check on each generated case: (failures, cases)."""
     schemathesis = pytest.importorskip("schemathesis")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[str] = []
+    cases = [0]
     for result in schema.get_all_operations():
-        _check_operation(result.ok(), max_examples, failures)
-    return failures
+        _check_operation(result.ok(), max_examples, failures, cases, H if headers is None else headers)
+    return failures, cases[0]
 
 
-def _check_operation(op: Any, max_examples: int, failures: list[str]) -> None:
+def _check_operation(op: Any, max_examples: int, failures: list[str], cases: list[int],
+                     headers: dict[str, str]) -> None:
     from hypothesis import HealthCheck, given, settings
 
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(op.as_strategy())
     def check(case: Any) -> None:
+        cases[0] += 1
         try:
-            case.call_and_validate(headers=H)
+            case.call_and_validate(headers=headers)  # all of schemathesis' checks (its default)
         except Exception as e:  # noqa: BLE001 -- every check of schemathesis, server errors included
             failures.append(f"{op.label}: {str(e)[:400]}")
 
@@ -596,13 +600,20 @@ def _check_operation(op: Any, max_examples: int, failures: list[str]) -> None:
 def test_schemathesis_smoke(store: dict[str, Any]) -> None:
     """All of schemathesis' checks (5xx, schema conformance, status codes) on a few examples per endpoint."""
     app = create_app(store["root"] / "ease", api_key=KEY, items_file=store["titles"])
-    assert _schemathesis_run(app, 4) == []
+    failures, cases = _schemathesis_run(app, 4)
+    assert failures == [] and cases > 0
 
 
 @pytest.mark.slow
-def test_schemathesis_full(store: dict[str, Any]) -> None:
-    app = create_app(store["root"] / "ease", api_key=KEY, items_file=store["titles"])
-    assert _schemathesis_run(app, 100) == []
+@pytest.mark.parametrize("keys", [True, False], ids=["with-keys", "without-keys"])
+def test_schemathesis_full(store: dict[str, Any], keys: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """100 examples per operation, every check, with API keys (sent) and without any (the schema then
+    declares none); the case count is printed for BENCHMARKS.md."""
+    app = create_app(store["root"] / "ease", api_key=KEY if keys else None, items_file=store["titles"])
+    failures, cases = _schemathesis_run(app, 100, H if keys else {})
+    with capsys.disabled():
+        print(f"\nschemathesis {'with' if keys else 'without'} keys: {cases} cases, {len(failures)} failures")
+    assert failures == []
 
 
 # ------------------------------------------------------------------------------------------------ real server
