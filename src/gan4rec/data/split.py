@@ -1,5 +1,9 @@
 """Seeded, leakage-free train / validation / test splits of :class:`Interactions`.
 
+Long because: the splitters share one set of rules (rounding, seeding, validation carving, fingerprints),
+which a reader checks best side by side in one file. The cold-start split is the one part that could stand
+alone (about 250 lines); it stays here until ``make_split``'s dispatch moves below both modules.
+
 Every splitter returns a :class:`Split` whose parts are entry-disjoint subsets of the input, in the SAME
 index space (the parts share the input's :class:`IdMap` objects), and whose union is the input. Validation
 is always carved from the training part by the same rule that made the test part, so ``fit`` never sees a
@@ -40,8 +44,6 @@ fingerprints) that travels with results and saved models.
 The cold-start split (:func:`cold_items`, a :class:`ColdSplit`) splits ITEMS first, then the warm items'
 interactions; its rules are in its docstring.
 
-Long because: the splitters share one set of rules (rounding, seeding, validation carving, fingerprints),
-which a reader checks best side by side in one file.
 """
 
 from __future__ import annotations
