@@ -32,8 +32,8 @@ The models and settings:
 
 Usage::
 
-    GAN4REC_DATA=/work/shared/datasets python benchmarks/peers.py --json benchmarks/results/peers-ml100k.json
-    GAN4REC_DATA=/work/shared/datasets python benchmarks/peers.py --tune-bpr --json benchmarks/results/peers-bpr-tuning.json
+    GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --json benchmarks/results/peers-ml100k.json
+    GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --tune-bpr --json benchmarks/results/peers-bpr-tuning.json
     python benchmarks/peers.py --quick                     # ML-100K only, 2 pairs, few iterations
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
     python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
