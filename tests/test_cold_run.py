@@ -30,3 +30,15 @@ def test_train_on_cold_items_reports_warm_cold_and_overall(model: str, tmp_path:
         assert res["cold_start"] is True and 0 < res["metrics"]["test"]["cold"]["NDCG@20"] <= 1
         assert {"cold_scale", "cold_offset"} <= set(res["calibration"])
         assert res["refit_params"]["cold_scale"] == res["calibration"]["cold_scale"]
+
+
+def test_unset_fractions_take_the_splits_default_everywhere() -> None:
+    """The CLI, config files and Python share one rule: cold-items defaults to GAR's 80/10/10 of the warm
+    interactions, every other split to 0.2 each; a fraction that is set is kept."""
+    from gan4rec.experiment import Protocol
+
+    assert (Protocol().test_frac, Protocol().valid_frac) == (0.2, 0.2)
+    cold = Protocol(split="cold-items")
+    assert (cold.test_frac, cold.valid_frac) == (0.1, 0.1)
+    assert Protocol(split="cold-items", test_frac=0.2).test_frac == 0.2
+    assert Protocol(split="random", valid_frac=0.0).valid_frac == 0.0

@@ -101,8 +101,8 @@ class Protocol:
     """How data is split and results are computed. Recorded in every result's ``protocol`` key."""
 
     split: str = "random"
-    test_frac: float = 0.2
-    valid_frac: float = 0.2
+    test_frac: float = None  # type: ignore[assignment]  # None: the split's default (see __post_init__)
+    valid_frac: float = None  # type: ignore[assignment]
     k: int = 1
     split_seed: int = 42
     refit: str = "full"
@@ -116,6 +116,13 @@ class Protocol:
     def __post_init__(self) -> None:
         if self.split not in SPLIT_KINDS:
             raise DataError(f"protocol.split={self.split!r}; expected one of {', '.join(SPLIT_KINDS)}")
+        # Fractions left unset take the split's default: 0.2 each, or GAR's 80/10/10 of the warm interactions
+        # for cold-items; flags, configs and Python callers all get the same rule.
+        default = COLD_ITEMS_FRAC if self.split == "cold-items" else 0.2
+        if self.test_frac is None:
+            self.test_frac = default
+        if self.valid_frac is None:
+            self.valid_frac = default
         if self.refit not in ("full", "none"):
             raise DataError(f"protocol.refit={self.refit!r}; expected 'full' or 'none'")
         if not 0 <= self.valid_frac < 1:

@@ -214,7 +214,7 @@ def parse_columns(text: str | None) -> dict[str, str] | None:
 
 def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """DataSpec and Protocol from the config file (if any), overridden by flags."""
-    from gan4rec.experiment import COLD_ITEMS_FRAC, DataSpec, Protocol
+    from gan4rec.experiment import DataSpec, Protocol
 
     cfg = cfg or {}
     data_kw: dict[str, Any] = dict(cfg.get("data", {}))
@@ -250,10 +250,6 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
             proto_kw[key] = value
     if getattr(args, "ks", None):
         proto_kw["ks"] = tuple(args.ks)
-    if proto_kw.get("split") == "cold-items":
-        # GAR/ALDI's protocol (80/10/10 of the warm interactions) unless the flags or the config say otherwise.
-        proto_kw.setdefault("test_frac", COLD_ITEMS_FRAC)
-        proto_kw.setdefault("valid_frac", COLD_ITEMS_FRAC)
     return DataSpec(**data_kw), Protocol(**proto_kw)
 
 
