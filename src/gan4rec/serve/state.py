@@ -21,8 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from gan4rec.errors import DataError
 from gan4rec.serve.context import ServerContext, server_context
 from gan4rec.serve.errors import HTTPError, error_responses
-from gan4rec.serve.new_items import NewItemConflictError, NewItemDef, NewItemsUnsupportedError
+from gan4rec.serve.new_items import NewItemConflictError, NewItemDef
 from gan4rec.serve.schemas import MAX_ID_CHARS, NewItemDeleted, NewItemsAdded, NewItemsRequest
 
 __all__ = ["router"]
@@ -25,8 +25,9 @@ __all__ = ["router"]
 #: The new-item endpoints; include it with the admin-key dependency.
 router = APIRouter(tags=["items"])
 
-_409 = {409: "The model cannot score new items, the id is taken (catalog or new item), the item comes from "
-             "the new-items file, or several workers run"}
+_409 = {409: "The items do not fit the live model (it cannot score new items; an unknown column; an id of "
+             "another kind, or taken by the catalog or a new item), the item comes from the new-items file, or "
+             "several workers run"}
 
 
 def _check_one_worker(ctx: ServerContext) -> None:
@@ -39,17 +40,17 @@ def _check_one_worker(ctx: ServerContext) -> None:
              responses=error_responses(401, 403, 409, 413, 422, descriptions=_409))
 async def post_items(req: Annotated[NewItemsRequest, Body()], request: Request) -> Any:
     """Add new items with their content features: from now on `/recommend` ranks them with the catalog,
-    scored from their features (cold-start models only; 409 names the model otherwise). They live in the
-    server's memory until deleted or the process ends; a model reload keeps those the new model can take."""
+    scored from their features (cold-start models only; 409 names the model otherwise). All or none are
+    added. They live in the server's memory until deleted or the process ends; a model reload keeps those
+    the new model can take. A body that is valid but does not fit the model (an unknown column, an id of
+    another kind or already taken) is a 409 naming the item and field; 422 is for invalid bodies."""
     ctx = server_context(request)
     _check_one_worker(ctx)
     defs = [NewItemDef(item.id, dict(item.features), f"items[{n}]") for n, item in enumerate(req.items)]
     try:
         live, ids = await anyio.to_thread.run_sync(ctx.slot.post_items, defs)
-    except (NewItemsUnsupportedError, NewItemConflictError) as e:
+    except DataError as e:  # the body is valid, but does not fit the live model: 409, not 422
         raise HTTPError(409, str(e)) from None
-    except DataError as e:
-        raise HTTPError(422, str(e)) from None
     return JSONResponse({"status": "added", "items": ids, "new_items": len(live.new_items),
                          "model_version": live.version}, status_code=201)
 
