@@ -399,3 +399,17 @@ def test_cli_serve_passes_the_new_items_file(store: dict[str, Any], tmp_path: Pa
     _write_csv(new, [(NEW, "2", 1.0)])
     assert main(["-q", "serve", str(store["knn"]), "--new-items", str(new), "--no-access-log"]) == 0
     assert len(seen) == 1 and NEW in seen[0]
+
+
+def test_feature_names_name_the_columns(store: dict[str, Any]) -> None:
+    """Where the model has ``feature_names_`` (one name per content column), those name the columns."""
+    from gan4rec.serve.new_items import new_items_support
+
+    model = Recommender.load(store["knn"])
+    model.feature_names_ = ["drama", "comedy", "horror", "documentary"]
+    items = encode_new_items(model, [NewItemDef("7", {"horror": 2.0}, "x")])
+    np.testing.assert_array_equal(items.features.toarray(), [[0, 0, 2, 0]])
+    with pytest.raises(DataError, match="x: features: unknown column '2'; the model's columns are 'drama'"):
+        encode_new_items(model, [NewItemDef("7", {"2": 1.0}, "x")])
+    model.feature_names_ = ["a", "a", "b", "c"]
+    assert "cannot name its content columns" in str(new_items_support(model))

@@ -121,6 +121,10 @@ def new_items_support(model: Any) -> str | None:
                 "hybrids such as content-knn, ridge-map, ease-side, dropoutnet or gar can)")
     if int(getattr(model, "n_features", 0)) == 0:
         return f"model {name!r} was fitted without item features, so it cannot score new items from features"
+    try:
+        feature_columns(model)
+    except ArtifactError as e:
+        return f"model {name!r} cannot name its content columns for new items: {e}"
     return None
 
 
