@@ -91,6 +91,8 @@ CASES = [
     ("explain {absent} --user 1 --item 1 --top 0", 2, "--top"),
     ("serve {absent} --port 70000", 2, "--port"),
     ("serve {absent} --workers 0", 2, "--workers"),
+    ("recommend {model} --new-items {badnewitems} --out {tmp}/r.csv", 2,
+     "--new-items: model 'itemknn' cannot score new items"),
     ("data", 2, "expected a subcommand"),
     ("train --json {tmp}", 2, "--json must name a file"),
     ("train --save {data}", 2, "--save must name a new directory or a saved model"),
@@ -122,6 +124,8 @@ CASES = [
     ("info {absent}", 66, "no such model artifact"),
     ("recommend {model} --users {tmp}/absent.txt --out {tmp}/r.csv", 66, "no such users file"),
     ("explain {model} --user 1 --item 1 --items-file {tmp}/absent.csv", 66, "no such items file"),
+    ("recommend {model} --new-items {tmp}/absent.csv --out {tmp}/r.csv", 66, "no such new-items file"),
+    ("serve {model} --new-items {tmp}/absent.csv", 66, "no such new-items file"),
     ("evaluate {moved}", 66, "pass --data FILE"),
 ]
 
@@ -136,6 +140,7 @@ def files(saved: dict[str, Path]) -> dict[str, str]:
     (root / "badmodel.toml").write_text('model = "nosuch"\n')
     (root / "badproto.toml").write_text('model = "toppop"\n[protocol]\nvalid_fraction = 0.1\n')
     (root / "badusers.txt").write_text("no-such-user\n")
+    (root / "badnewitems.csv").write_text("item,feature\n9999,0\n")
     corrupt = _copy_model(saved["model"], root / "corrupt")
     (_version(corrupt) / "tensors.safetensors").write_bytes(b"\0" * 64)
     bare = _copy_model(saved["model"], root / "bare")

@@ -241,13 +241,15 @@ def test_openapi_declares_the_key_only_where_the_server_has_keys(root: Path) -> 
         spec = c.get("/openapi.json").json()
         assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
         assert {"GET /recommend", "POST /recommend", "GET /explain", "POST /explain", "GET /similar",
-                "GET /history", "GET /items", "GET /info", "GET /metrics", "POST /admin/reload"} == secured(spec)
+                "GET /history", "GET /items", "GET /info", "GET /metrics", "POST /admin/reload", "POST /items",
+                "DELETE /items/{item}"} == secured(spec)
 
 
 # ------------------------------------------------------------------------------------------------ methods
 def test_options_and_405_name_every_method_of_a_path(int_client: TestClient) -> None:
     for path, allow in [("/recommend", "GET, POST, OPTIONS"), ("/explain", "GET, POST, OPTIONS"),
-                        ("/admin/reload", "POST, OPTIONS"), ("/healthz", "GET, OPTIONS")]:
+                        ("/admin/reload", "POST, OPTIONS"), ("/healthz", "GET, OPTIONS"),
+                        ("/items", "GET, POST, OPTIONS")]:
         r = int_client.options(path)
         assert r.status_code == 204 and r.headers["allow"] == allow, path
         r = int_client.delete(path)

@@ -57,6 +57,9 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--out", required=True, type=output_file, metavar="FILE", help="recs.parquet or recs.csv")
     r.add_argument("--include-seen", action="store_true", help="do not exclude the users' training items")
     r.add_argument("--batch-size", type=positive_int, default=1024)
+    r.add_argument("--new-items", metavar="FILE",
+                   help="new items to rank with the catalog (cold-start models): a table item,feature[,value] "
+                        "(csv/parquet) whose features are the model's content columns")
     r.set_defaults(func=_cmd_recommend)
 
     sv = sub.add_parser("serve", help="serve a saved model over HTTP (recommend, explain, similar, web page)")
@@ -68,6 +71,9 @@ def add_parsers(sub: Any) -> None:
     sv.add_argument("--api-key-file", metavar="FILE", help="accepted API keys, one per line (X-API-Key header)")
     sv.add_argument("--items-file", metavar="FILE",
                     help="item titles: MovieLens u.item / movies.dat / movies.csv, or a CSV with item,title")
+    sv.add_argument("--new-items", metavar="FILE",
+                    help="new items to rank with the catalog (cold-start models): a table item,feature[,value] "
+                         "(csv/parquet), re-read when it changes; POST /items adds more")
     sv.add_argument("--strict-users", action="store_true",
                     help="answer 404 to unknown users instead of recommending popular items")
     sv.add_argument("--max-body-bytes", type=positive_int, default=4 * 2**20, help="largest request body (default 4 MiB)")
@@ -125,7 +131,10 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     path = Path(args.users)
     if args.users != "all" and not path.is_file():
         raise MissingInputError(f"{path}: no such users file")
+    if args.new_items and not Path(args.new_items).is_file():
+        raise MissingInputError(f"{args.new_items}: no such new-items file (--new-items)")
     model, _ = load_model(args.model_dir)
+    new_items = _read_new_items(model, args.new_items) if args.new_items else None
     if args.users == "all":
         users = np.arange(model.n_users)
     else:
@@ -144,24 +153,65 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
         for start in progress(range(0, len(users), args.batch_size), desc="recommend", unit="batch"):
             chunk = users[start : start + args.batch_size]
-            items, scores = model.recommend(chunk, args.k, exclude_seen=not args.include_seen)
+            if new_items is None:
+                items, scores = model.recommend(chunk, args.k, exclude_seen=not args.include_seen)
+            else:
+                items, scores = _recommend_with_new(model, new_items, chunk, args.k, not args.include_seen)
             yield chunk, items, scores
 
-    n = write_recommendations(args.out, batches(), model.user_map_, model.item_map_)
-    print(f"wrote {n} recommendations for {len(users)} users to {args.out}")
+    item_map = model.item_map_
+    if new_items is not None:
+        from gan4rec.data.idmap import IdMap
+
+        item_map = IdMap(np.concatenate([item_map.ids, new_items.item_map.ids]))  # new item j: n_items + j
+    n = write_recommendations(args.out, batches(), model.user_map_, item_map)
+    extra = f", ranking {len(new_items)} new items with the catalog" if new_items is not None else ""
+    print(f"wrote {n} recommendations for {len(users)} users to {args.out}{extra}")
     return 0
+
+
+def _read_new_items(model: Any, path: str) -> Any:
+    """The new items of ``--new-items`` encoded for ``model`` (exit 2 for a model that cannot score them)."""
+    from gan4rec.serve.new_items import encode_new_items, new_items_support, read_new_items_file
+
+    reason = new_items_support(model)
+    if reason is not None:
+        raise UsageError(f"--new-items: {reason}")
+    return encode_new_items(model, read_new_items_file(path))
+
+
+def _recommend_with_new(model: Any, new_items: Any, users: Any, k: int, exclude_seen: bool) -> tuple[Any, Any]:
+    """Top-``k`` over the catalog and the new items (index ``n_items + j``), as ``model.recommend`` ranks."""
+    import numpy as np
+
+    from gan4rec.evaluation.evaluator import topk
+
+    scores = np.asarray(model.score(users), dtype=np.float32).copy()  # (n, n_items)
+    if exclude_seen:
+        indptr, indices = model.seen_.indptr, model.seen_.indices
+        for r, u in enumerate(np.asarray(users).tolist()):
+            scores[r, indices[indptr[u] : indptr[u + 1]]] = -np.inf
+    new = np.asarray(model.score_new_items(users, new_items.features), dtype=np.float32)  # (n, m)
+    values, idx = topk(np.hstack([scores, new]), k)  # (n, k), padded with -1 where too few items
+    return idx.numpy().astype(np.int64), values.numpy()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gan4rec.serve.app import run_server
+    from gan4rec.serve.new_items import NewItemsUnsupportedError
 
-    run_server(args.model_dir, host=args.host, port=args.port, workers=args.workers,
-               api_key_file=args.api_key_file, items_file=args.items_file, strict_users=args.strict_users,
-               max_body_bytes=args.max_body_bytes, graceful_timeout=args.graceful_timeout,
-               access_log=not args.no_access_log, threads=args.threads,
-               log_level="debug" if args.debug else "warning" if args.quiet else "info",
-               keep_alive_timeout=args.keep_alive_timeout, head_timeout=args.head_timeout,
-               body_timeout=args.body_timeout, limit_concurrency=args.limit_concurrency or None)
+    if args.new_items and not Path(args.new_items).is_file():
+        raise MissingInputError(f"{args.new_items}: no such new-items file (--new-items)")
+    try:
+        run_server(args.model_dir, host=args.host, port=args.port, workers=args.workers,
+                   api_key_file=args.api_key_file, items_file=args.items_file, new_items_file=args.new_items,
+                   strict_users=args.strict_users, max_body_bytes=args.max_body_bytes,
+                   graceful_timeout=args.graceful_timeout, access_log=not args.no_access_log,
+                   threads=args.threads, log_level="debug" if args.debug else "warning" if args.quiet else "info",
+                   keep_alive_timeout=args.keep_alive_timeout, head_timeout=args.head_timeout,
+                   body_timeout=args.body_timeout, limit_concurrency=args.limit_concurrency or None)
+    except NewItemsUnsupportedError as e:  # the model was loaded, the server not started
+        raise UsageError(f"--new-items {e}") from None
     return 0
 
 

@@ -9,6 +9,8 @@ Endpoints (raw ids in and out; OpenAPI at ``/openapi.json``):
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (a verified model is live; its details need the
   API key where the server has keys), ``GET /info``;
 - ``GET /metrics`` (Prometheus text); ``POST /admin/reload`` (needs an API key); ``GET /`` (web page);
+- ``POST /items`` and ``DELETE /items/{item}`` (need an API key): new items, with content features and no
+  interactions, that cold-start models rank with the catalog without retraining (409 for other models);
 - ``/docs`` (Swagger UI) and ``/redoc``, whose assets come from the installed fastapi-offline package: they
   work without internet access.
 
@@ -20,8 +22,16 @@ popularity ranking, marked ``"strategy": "popularity_fallback"`` (with ``strict_
 is a 404). Unknown item ids in a history, ``exclude`` or ``candidates`` are ignored and listed in
 ``"warnings"``. Non-finite scores never reach a response: such items are left out and counted.
 
+New items (:mod:`gan4rec.serve.new_items`) come from ``POST /items`` or from the ``--new-items`` file, a
+long table ``item,feature[,value]`` re-read when it changes (polled every
+:data:`gan4rec.serve.reloader.RELOAD_POLL_S` seconds) and on every reload. A cold-start hybrid scores them from
+their features (:meth:`~gan4rec.models.hybrid.common.HybridRecommender.score_new_items`, calibrated as its
+cold items) and ``/recommend`` ranks them with the catalog, under the same exclusions and candidates,
+marked ``"new": true``. They live in memory: posted items are lost when the process ends, and with several
+workers only the file is accepted (each worker reads it).
+
 Nothing is ever read from a path or URL given in a request: the only files the server reads are the
-artifact directory, the items file and the API-key file named on its command line.
+artifact directory, the items file, the new-items file and the API-key file named on its command line.
 
 Workers and reload
 ------------------
@@ -119,6 +129,7 @@ def create_app(
     api_key_file: str | Path | None = None,
     strict_users: bool = False,
     items_file: str | Path | None = None,
+    new_items_file: str | Path | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     handle_sighup: bool = True,
@@ -142,6 +153,10 @@ def create_app(
     items_file
         Titles of the items (MovieLens ``u.item``/``movies.dat``/``movies.csv`` or a CSV with ``item`` and
         ``title`` columns), shown in responses and on the web page.
+    new_items_file
+        New items to rank with the catalog: a long table ``item,feature[,value]`` (csv, tsv or parquet),
+        re-read when it changes. A model that cannot score new items is refused
+        (:class:`~gan4rec.serve.new_items.NewItemsUnsupportedError`).
     max_body_bytes
         Largest request body; a larger one gets 413 before it is read.
     body_timeout
@@ -157,7 +172,7 @@ def create_app(
 
     from gan4rec import __version__
     from gan4rec.serve.errors import add_exception_handlers
-    from gan4rec.serve.routers import admin, items, recommend, system
+    from gan4rec.serve.routers import admin, items, new_items, recommend, system
     from gan4rec.serve.security import admin_disabled, require_admin_key, require_key
 
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
@@ -171,7 +186,7 @@ def create_app(
         keys.extend(read_api_keys(api_key_file))
 
     metrics = Metrics()
-    slot = ModelSlot(model_dir, items_file=items_file)
+    slot = ModelSlot(model_dir, items_file=items_file, new_items_file=new_items_file)
     metrics.set_model(None, (slot.current.name, slot.current.version))
     reloader = Reloader(slot, metrics, Path(reload_signal) if reload_signal is not None else None)
     context = ServerContext(slot=slot, metrics=metrics, service=Service(slot, metrics, strict_users=strict_users),
@@ -193,13 +208,15 @@ def create_app(
     # The X-API-Key header is declared (OpenAPI) and checked only where the server has keys.
     secured = bool(keys)
     protected = [Depends(require_key)] if secured else []
+    writes = [Depends(require_admin_key if secured else admin_disabled)]
     routers = [
         (recommend.hot_router(secured=secured), []),
         (recommend.router, protected),
         (items.router, protected),
         (system.router, protected),
         (system.public_router, []),
-        (admin.router, [Depends(require_admin_key if secured else admin_disabled)]),
+        (new_items.router, writes),
+        (admin.router, writes),
     ]
     for router, dependencies in routers:
         app.include_router(router, dependencies=dependencies)
@@ -245,6 +262,7 @@ def run_server(
     workers: int = 1,
     api_key_file: str | Path | None = None,
     items_file: str | Path | None = None,
+    new_items_file: str | Path | None = None,
     strict_users: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     graceful_timeout: float = 30.0,
@@ -295,14 +313,15 @@ def run_server(
     env = {HEAD_TIMEOUT_ENV: repr(float(head_timeout))}
     if workers == 1:
         app = create_app(model_dir, api_key_file=api_key_file, items_file=items_file,
-                         strict_users=strict_users, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+                         new_items_file=new_items_file, strict_users=strict_users,
+                         max_body_bytes=max_body_bytes, body_timeout=body_timeout)
         with _environment(env):
             uvicorn.run(app, **common)
         return
     # Fail here, once, with a clear message, rather than in every worker.
     if api_key_file is not None:
         read_api_keys(api_key_file)
-    ModelSlot(model_dir, items_file=items_file)
+    ModelSlot(model_dir, items_file=items_file, new_items_file=new_items_file)
     with tempfile.TemporaryDirectory(prefix="gan4rec-serve-") as shared:
         metrics_dir = Path(shared) / "metrics"
         metrics_dir.mkdir()
@@ -310,6 +329,7 @@ def run_server(
                     "max_body_bytes": max_body_bytes, "body_timeout": body_timeout,
                     "api_key_file": str(Path(api_key_file).resolve()) if api_key_file else None,
                     "items_file": str(Path(items_file).resolve()) if items_file else None,
+                    "new_items_file": str(Path(new_items_file).resolve()) if new_items_file else None,
                     "reload_signal": str(Path(shared) / "reload")}
         env[SETTINGS_ENV] = json.dumps(settings)
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

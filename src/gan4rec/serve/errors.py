@@ -34,9 +34,10 @@ _DESCRIPTIONS = {400: "Unsupported for this model", 401: "Missing or invalid API
                  413: "Request body too large", 422: "Invalid input"}
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI ``responses`` entries of these error statuses."""
-    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in codes}
+def error_responses(*codes: int, descriptions: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of these error statuses (``descriptions`` overrides the usual ones)."""
+    words = {**_DESCRIPTIONS, **(descriptions or {})}
+    return {c: {"model": ErrorBody, "description": words[c]} for c in codes}
 
 
 # Pydantic names the branches of a union in error locations. A bad id is one error to a client, and a body

@@ -1,5 +1,6 @@
 """Hot reload of a running server: ``SIGHUP``, ``POST /admin/reload`` and, with several workers, the
-shared signal file through which one worker's verified reload reaches the others.
+shared signal file through which one worker's verified reload reaches the others; and the new-items file,
+re-read when it changes.
 
 See the module docstring of :mod:`gan4rec.serve.app` for how reloads behave with one and several workers.
 """
@@ -25,7 +26,7 @@ __all__ = ["RELOAD_POLL_S", "Reloader"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two checks of the shared reload file by each worker (``workers > 1``).
+#: Seconds between two checks of the shared reload file (``workers > 1``) and of the new-items file.
 RELOAD_POLL_S = 0.5
 
 
@@ -113,6 +114,16 @@ class Reloader:
                 log.info("another worker reloaded the model; reloading this one")
                 await self._reload_quietly()
 
+    async def _watch_new_items(self) -> None:
+        """Re-read the new-items file when it changes (every worker watches it itself)."""
+        import anyio.to_thread
+
+        while True:
+            await asyncio.sleep(RELOAD_POLL_S)
+            if self.slot.new_items_changed():
+                with contextlib.suppress(Exception):  # logged and recorded by the slot; old items kept
+                    await anyio.to_thread.run_sync(self.slot.reload_new_items)
+
     @contextlib.asynccontextmanager
     async def serving(self, *, handle_sighup: bool) -> AsyncIterator[None]:
         """The server's lifetime (its lifespan): SIGHUP reloads, the signal file is followed, and the
@@ -130,14 +141,18 @@ class Reloader:
         # requests, no longer walk those objects (measured: they made the slowest /recommend answers).
         gc.collect()
         gc.freeze()
-        follower = loop.create_task(self._follow()) if self.signal_file is not None else None
+        tasks = []
+        if self.signal_file is not None:
+            tasks.append(loop.create_task(self._follow()))
+        if self.slot.new_items_file is not None:
+            tasks.append(loop.create_task(self._watch_new_items()))
         try:
             yield
         finally:
-            if follower is not None:
-                follower.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+                    await task
             if installed:
                 loop.remove_signal_handler(signal.SIGHUP)
             self.metrics.process_exit()

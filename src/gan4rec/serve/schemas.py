@@ -30,6 +30,8 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_K",
     "MAX_LIST",
+    "MAX_NEW_ITEMS_PER_REQUEST",
+    "MAX_NEW_ITEM_FEATURES",
     "MAX_TOP",
     "BatchExplanation",
     "BatchRecommendation",
@@ -45,6 +47,10 @@ __all__ = [
     "Id",
     "Info",
     "ItemList",
+    "NewItem",
+    "NewItemDeleted",
+    "NewItemsAdded",
+    "NewItemsRequest",
     "Readiness",
     "RecommendRequest",
     "Recommendation",
@@ -68,6 +74,10 @@ MAX_EXPLAIN_ITEMS = 100
 MAX_TOP = 100
 #: Longest string id.
 MAX_ID_CHARS = 256
+#: Most items in one ``POST /items``.
+MAX_NEW_ITEMS_PER_REQUEST = 1000
+#: Most features of one new item.
+MAX_NEW_ITEM_FEATURES = 10_000
 
 # Floats above 2^53 are not exact integers: an id sent that way has already lost digits in the client.
 _EXACT_FLOAT_INT = 2**53
@@ -112,6 +122,10 @@ class ScoredItem(BaseModel):
     item: Id
     score: float = Field(description="The model's score (finite), or the training popularity for a fallback.")
     title: str | None = Field(default=None, description="Present where the server knows item titles.")
+    new: bool = Field(default=False, description=(
+        "Present (true) for a new item: one given with its features (POST /items or the server's --new-items "
+        "file) that has no interactions. The model scores it from its content, calibrated as its cold items, "
+        "and ranks it with the catalog; its popularity (fallback score) is 0."))
 
 
 class TitledItem(BaseModel):
@@ -232,6 +246,44 @@ class ItemList(BaseModel):
     items: list[TitledItem]
 
 
+_FeatureName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+_FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class NewItem(BaseModel):
+    """An item with content features and no interactions."""
+
+    model_config = _STRICT
+
+    id: Id = Field(description="A new raw item id (of the kind the model's item ids have), not in its catalog.")
+    features: dict[_FeatureName, _FiniteNumber] = Field(
+        min_length=1, max_length=MAX_NEW_ITEM_FEATURES,
+        description="Content as {column: value}; columns not given are 0. Columns are the model's content "
+                    "columns: named by its feature_names_ (e.g. a genre, a word), else by index (\"0\", \"1\", ...).")
+
+
+class NewItemsRequest(BaseModel):
+    """New items to rank with the catalog, without retraining (cold-start models only; 409 for the others)."""
+
+    model_config = _STRICT
+
+    items: list[NewItem] = Field(min_length=1, max_length=MAX_NEW_ITEMS_PER_REQUEST)
+
+
+class NewItemsAdded(BaseModel):
+    status: Literal["added"]
+    items: list[Id] = Field(description="The ids added, in the model's id kind.")
+    new_items: int = Field(description="New items the server now ranks (posted and from its file).")
+    model_version: str
+
+
+class NewItemDeleted(BaseModel):
+    status: Literal["deleted"]
+    item: Id
+    new_items: int = Field(description="New items the server now ranks.")
+    model_version: str
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -249,6 +301,8 @@ class Readiness(BaseModel):
     refused_reloads: int | None = None
     last_reload_error: str | None = Field(default=None,
                                           description="Why the last reload was refused (null after a success).")
+    new_items_error: str | None = Field(
+        default=None, description="Why the last re-read of the --new-items file was refused (null after a success).")
     pid: int | None = Field(default=None,
                             description="Process id of the worker that answered (several with --workers).")
 
@@ -263,6 +317,9 @@ class Info(BaseModel):
     titles: bool
     example_users: list[Id]
     auth: bool = Field(description="Whether the API needs an X-API-Key header.")
+    new_items: int = Field(default=0, description="New items (features, no interactions) ranked with the catalog.")
+    new_items_reason: str | None = Field(
+        default=None, description="Null when the model scores new items (POST /items), else why it cannot.")
     limits: dict[str, int]
 
 

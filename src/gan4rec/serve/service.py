@@ -56,15 +56,19 @@ class Service:
     # -------------------------------------------------------------- ids
     @staticmethod
     def _raw_items(live: LiveModel, idx: np.ndarray) -> list[Any]:
-        return live.model.item_map_.to_raw(idx).tolist()
+        """Raw ids of item indices; ``n_items + j`` is new item ``j``."""
+        n = live.model.n_items
+        if len(idx) == 0 or int(np.max(idx)) < n:
+            return live.model.item_map_.to_raw(idx).tolist()
+        return [live.model.item_map_.to_raw(np.array([i])).tolist()[0] if i < n else live.new_items.raw(
+            np.array([i - n]))[0] for i in np.asarray(idx).tolist()]
 
     def _items_in(self, live: LiveModel, raws: Sequence[Any], what: str,
                   warnings: list[str]) -> np.ndarray:
         """Indices of the known ids among ``raws`` (first-seen order, no duplicates); unknown ones warned."""
         if not raws:
             return np.zeros(0, dtype=np.int64)
-        imap = live.model.item_map_
-        idx = np.fromiter((lookup_id(imap, r) for r in raws), dtype=np.int64, count=len(raws))
+        idx = np.fromiter((self._lookup_item(live, r) for r in raws), dtype=np.int64, count=len(raws))
         unknown = [r for r, i in zip(raws, idx.tolist()) if i < 0]
         if unknown:
             shown = ", ".join(json.dumps(r) for r in unknown[:_SHOWN_UNKNOWN])
@@ -74,8 +78,20 @@ class Service:
         _, first = np.unique(known, return_index=True)
         return known[np.sort(first)]
 
+    @staticmethod
+    def _lookup_item(live: LiveModel, raw: Any) -> int:
+        """Index of a catalog item, ``n_items + j`` of new item ``j``, ``-1`` when unknown."""
+        i = lookup_id(live.model.item_map_, raw)
+        if i < 0 and len(live.new_items):
+            j = live.new_items.get(raw)
+            return live.model.n_items + j if j >= 0 else -1
+        return i
+
     def _item(self, live: LiveModel, raw: Any, what: str = "item") -> int:
         i = lookup_id(live.model.item_map_, raw)
+        if i < 0 and live.new_items.get(raw) >= 0:
+            raise HTTPError(404, f"{what} {json.dumps(raw)} is a new item (features, no interactions): only "
+                                 "/recommend ranks new items")
         if i < 0:
             raise HTTPError(404, f"unknown {what} {json.dumps(raw)}: the model was not trained on it")
         return i
@@ -135,6 +151,15 @@ class Service:
     def _items_body(self, live: LiveModel, idx: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
         raws = self._raw_items(live, idx)
         vals = values.astype(np.float64).tolist()
+        n = live.model.n_items
+        if len(idx) and int(np.max(idx)) >= n:  # new items among them: no title, marked "new"
+            titles = ([None] * len(raws) if live.titles is None
+                      else [live.titles[i] if i < n else None for i in idx.tolist()])
+            out = [{"item": r, "score": v, "title": t} for r, v, t in zip(raws, vals, titles)]
+            for body, i in zip(out, idx.tolist()):
+                if i >= n:
+                    body["new"] = True
+            return out
         if live.titles is None:
             return [{"item": r, "score": v} for r, v in zip(raws, vals)]
         titles = live.titles[idx].tolist()
@@ -181,13 +206,18 @@ class Service:
             if scores is None:
                 scores = live.model.score(users)
             scores = np.array(scores, dtype=np.float32)  # (n, n_items), a private copy: _rank writes it
+            if len(live.new_items):
+                scores = np.hstack([scores, self._new_item_scores(live, users)])  # (n, n_items + m)
             ranked = self._rank(live, scores, k, seen_users=users if exclude_seen else None,
                                 drop=[exclude] * len(users), candidates=candidates)
             for p, (idx, vals, warns) in zip(model_rows, ranked):
                 results[p] = self._recommendation(live, canonical[p], idx, vals, "model", common + warns)
         fallback_rows = [p for p in range(len(raw_users)) if results[p] is None]
         if fallback_rows:
-            scores = np.repeat(live.popularity[None, :], len(fallback_rows), axis=0)  # (n, n_items)
+            popularity = live.popularity
+            if len(live.new_items):  # no training interactions: popularity 0, ranked after ties
+                popularity = np.concatenate([popularity, np.zeros(len(live.new_items), np.float32)])
+            scores = np.repeat(popularity[None, :], len(fallback_rows), axis=0)  # (n, n_items + m)
             ranked = self._rank(live, scores, k, drop=[exclude] * len(fallback_rows), candidates=candidates)
             for p, (idx, vals, warns) in zip(fallback_rows, ranked):
                 why = ("has no training interactions" if user_idx[p] >= 0
@@ -196,6 +226,11 @@ class Service:
                 results[p] = self._recommendation(live, canonical[p], idx, vals, "popularity_fallback",
                                                   [note, *common, *warns])
         return [r for r in results if r is not None]
+
+    @staticmethod
+    def _new_item_scores(live: LiveModel, users: np.ndarray) -> np.ndarray:
+        """``(n, m)`` float32 scores of the new items for model users, on the scale of the model's cold items."""
+        return np.asarray(live.model.score_new_items(users, live.new_items.features), dtype=np.float32)
 
     def recommend_history(self, live: LiveModel, history_raw: Sequence[Any], k: int, exclude_seen: bool,
                           exclude_raw: Sequence[Any], candidates_raw: Sequence[Any] | None) -> dict[str, Any]:
@@ -208,6 +243,15 @@ class Service:
         exclude = self._items_in(live, exclude_raw, "exclude", warnings)
         candidates = (self._items_in(live, candidates_raw, "candidates", warnings)
                       if candidates_raw is not None else None)
+        n_items = live.model.n_items
+        if len(live.new_items):
+            # A history is folded into the model's own items; new items have no column there.
+            if (hist >= n_items).any():
+                warnings.append("new items in the history were ignored: they have no interactions to fold in")
+            hist, exclude = hist[hist < n_items], exclude[exclude < n_items]
+            if candidates is not None:
+                candidates = candidates[candidates < n_items]
+            warnings.append("new items are not ranked for an ad-hoc history, only for known users")
         drop = np.union1d(hist, exclude) if exclude_seen else exclude
         if len(hist) == 0:
             warnings.insert(0, "the history holds no item known to the model: recommending the most popular "
@@ -231,6 +275,7 @@ class Service:
         user_out: Any = None
         if history_raw is not None:
             hist = self._items_in(live, history_raw, "history", warnings)
+            hist = hist[hist < live.model.n_items]  # new items have no interactions to explain with
             exps = explain_items(live.model, items, history=hist, top=top)
         else:
             u = self._user(live, user_raw)

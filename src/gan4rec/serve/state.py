@@ -8,6 +8,12 @@ stays alive (reference counting) until its last request is done.
 
 A reload loads and verifies the new artifact completely, off the event loop, before the swap; any failure
 leaves the old snapshot live and is reported (logged, counted, returned).
+
+New items (:mod:`gan4rec.serve.new_items`) are part of the snapshot: ``POST /items``, ``DELETE /items/{id}``,
+a changed new-items file and a model reload each build a new snapshot (the same model, or the new one,
+with the new items encoded for it) and swap it in under one lock, so a request sees the model and the new
+items of one moment. They live in memory only: posted items are lost when the process ends; the file
+items come back from the file.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,18 @@ import numpy as np
 from gan4rec.artifacts import current_version
 from gan4rec.data.idmap import IdMap
 from gan4rec.errors import ArtifactError, DataError, MissingInputError
+from gan4rec.serve.new_items import (
+    MAX_POSTED_ITEMS,
+    NO_NEW_ITEMS,
+    NewItemConflictError,
+    NewItemDef,
+    NewItems,
+    NewItemsUnsupportedError,
+    canonical_id,
+    encode_new_items,
+    new_items_support,
+    read_new_items_file,
+)
 
 __all__ = ["LiveModel", "ModelSlot", "echo_id", "load_live", "lookup_id", "read_item_titles"]
 
@@ -94,6 +114,10 @@ class LiveModel:
         ``None`` when the model folds in ad-hoc histories, else why it cannot.
     explain_method
         The method of :func:`gan4rec.explain.explain` for this model, ``None`` when unsupported.
+    new_items
+        Items with features but no interactions, ranked after the catalog (index ``n_items + j``).
+    new_items_reason
+        ``None`` when the model scores new items, else why it cannot.
     """
 
     model: Any
@@ -106,6 +130,8 @@ class LiveModel:
     titles_lower: np.ndarray | None
     fold_in_reason: str | None
     explain_method: str | None
+    new_items: NewItems = NO_NEW_ITEMS
+    new_items_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -177,14 +203,24 @@ def load_live(path: str | Path, *, items_file: str | Path | None = None) -> Live
         titles_lower=lower,
         fold_in_reason=fold_in_support(model),
         explain_method=explanation_method(model),
+        new_items_reason=new_items_support(model),
     )
     log.info("loaded %s model version %s from %s (%d users, %d items)", live.name, version, root,
              model.n_users, model.n_items)
     return live
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: modification time, size and inode (a rename changes the inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 class ModelSlot:
-    """The server's current :class:`LiveModel`, replaced atomically by :meth:`reload`.
+    """The server's current :class:`LiveModel`, replaced atomically by :meth:`reload` and the new-item methods.
 
     Parameters
     ----------
@@ -192,37 +228,189 @@ class ModelSlot:
         Artifact directory; every reload reads what its ``CURRENT`` names at that moment.
     items_file
         Optional titles file, re-read on each reload (a new model may have new items).
+    new_items_file
+        Optional new-items file (``item,feature[,value]``, :func:`gan4rec.serve.new_items.read_new_items_file`),
+        re-read on each reload and by :meth:`reload_new_items` (when :meth:`new_items_changed`).
+
+    Raises
+    ------
+    NewItemsUnsupportedError
+        ``new_items_file`` is given and the model cannot score new items.
     """
 
-    def __init__(self, path: str | Path, *, items_file: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path, *, items_file: str | Path | None = None,
+                 new_items_file: str | Path | None = None) -> None:
         self.path = Path(path)
         self.items_file = Path(items_file) if items_file is not None else None
-        self._lock = threading.Lock()
+        self.new_items_file = Path(new_items_file) if new_items_file is not None else None
+        self._lock = threading.Lock()  # serialises model reloads
+        self._items_lock = threading.Lock()  # serialises every swap of ``current``
         self.reloads = 0
         self.refused = 0
         self.last_error: str | None = None
-        self.current: LiveModel = load_live(self.path, items_file=self.items_file)
+        self.new_items_error: str | None = None
+        self._posted: dict[Any, NewItemDef] = {}  # canonical id -> definition, in posting order
+        self._file_defs: list[NewItemDef] = []
+        self._file_stamp: tuple[int, int, int] | None = None
+        live = load_live(self.path, items_file=self.items_file)
+        self._file_defs, self._file_stamp = self._read_file(live)
+        self.current: LiveModel = self._snapshot(live, self._file_defs)[0]
 
+    # ------------------------------------------------------------------ model
     def reload(self) -> tuple[LiveModel, LiveModel]:
         """Load, verify, then swap in the artifact's current version; returns ``(old, new)``.
 
-        Blocking (run it in a thread). Reloads are serialised. On any failure the old model stays live,
-        the error is logged and recorded in :attr:`last_error`, and the exception propagates.
+        Blocking (run it in a thread). Reloads are serialised. The new-items file is re-read, and posted
+        new items are encoded for the new model (those it cannot take are dropped, logged). On any failure
+        (including a bad new-items file) the old model stays live, the error is logged and recorded in
+        :attr:`last_error`, and the exception propagates.
         """
         with self._lock:
             old = self.current
             try:
-                new = load_live(self.path, items_file=self.items_file)
+                live = load_live(self.path, items_file=self.items_file)
+                with self._items_lock:
+                    defs, stamp = self._read_file(live)
+                    new, kept = self._snapshot(live, defs, drop_bad_posted=True)
+                    self._file_defs, self._file_stamp, self._posted = defs, stamp, kept
+                    self.current = new  # one reference assignment: atomic for every reader
             except Exception as e:  # any failure to load means refusing the artifact, never crashing
                 self.refused += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.error("reload refused, still serving %s version %s: %s", old.name, old.version, e)
                 raise
-            self.current = new  # one reference assignment: atomic for every reader
             self.reloads += 1
             self.last_error = None
+            self.new_items_error = None
             log.info("reloaded: %s %s -> %s %s", old.name, old.version, new.name, new.version)
             return old, new
+
+    # ------------------------------------------------------------------ new items
+    def _read_file(self, live: LiveModel) -> tuple[list[NewItemDef], tuple[int, int, int] | None]:
+        """The new-items file's definitions (none without a file) and its stamp, read before its content."""
+        if self.new_items_file is None:
+            return [], None
+        if live.new_items_reason is not None:
+            raise NewItemsUnsupportedError(f"{self.new_items_file}: {live.new_items_reason}")
+        stamp = _stamp(self.new_items_file)
+        return read_new_items_file(self.new_items_file), stamp
+
+    def _snapshot(self, live: LiveModel, file_defs: Sequence[NewItemDef], *, drop_bad_posted: bool = False,
+                  posted: dict[Any, NewItemDef] | None = None) -> tuple[LiveModel, dict[Any, NewItemDef]]:
+        """``live`` with the file's and the posted new items encoded for its model, and the posted ones kept.
+
+        A posted item whose id the file now names gives way to the file's. With ``drop_bad_posted`` (a new
+        model), posted items the model cannot take (an id now in its catalog, a column it lacks, no support
+        at all) are dropped and logged; file items are never dropped: their errors propagate.
+        """
+        posted = dict(self._posted if posted is None else posted)
+        kind = live.model.item_map_.kind
+        for d in file_defs:
+            key = canonical_id(kind, d.id, d.where)
+            if posted.pop(key, None) is not None:
+                log.warning("new item %r of %s replaces the posted item of that id", key, d.where)
+        if drop_bad_posted:
+            for key, d in list(posted.items()):
+                try:
+                    encode_new_items(live.model, [d])
+                except DataError as e:
+                    del posted[key]
+                    log.warning("dropped the posted new item %r: the model %s %s cannot take it (%s)", key,
+                                live.name, live.version, e)
+        items = encode_new_items(live.model, [*file_defs, *posted.values()])
+        return replace(live, new_items=items), posted
+
+    def new_items_changed(self) -> bool:
+        """Whether the new-items file differs from what was last read (always false without a file)."""
+        return self.new_items_file is not None and _stamp(self.new_items_file) != self._file_stamp
+
+    def reload_new_items(self) -> LiveModel:
+        """Re-read the new-items file and swap in the current model with its items; returns the snapshot.
+
+        Blocking. On a bad file the old items stay, the error is logged, recorded in
+        :attr:`new_items_error` and raised; the file is not retried until it changes again.
+        """
+        if self.new_items_file is None:
+            return self.current
+        with self._items_lock:
+            live = self.current
+            try:
+                defs, stamp = self._read_file(live)
+                new, kept = self._snapshot(live, defs)
+            except Exception as e:
+                self._file_stamp = _stamp(self.new_items_file)
+                self.new_items_error = f"{type(e).__name__}: {e}"
+                log.error("new-items file refused, keeping the %d new items read before: %s",
+                          int(live.new_items.from_file.sum()), e)
+                raise
+            self._file_defs, self._file_stamp, self._posted = defs, stamp, kept
+            self.new_items_error = None
+            self.current = new
+        log.info("new-items file %s re-read: %d new items", self.new_items_file, len(defs))
+        return new
+
+    def post_items(self, defs: Sequence[NewItemDef]) -> tuple[LiveModel, list[Any]]:
+        """Add new items (none of them already known); returns the new snapshot and their canonical ids.
+
+        Raises
+        ------
+        NewItemsUnsupportedError
+            The live model cannot score new items.
+        NewItemConflictError
+            An id of the catalog or of a new item, an id given twice, or more than
+            :data:`~gan4rec.serve.new_items.MAX_POSTED_ITEMS` posted items.
+        DataError
+            Bad features (see :func:`~gan4rec.serve.new_items.encode_new_items`).
+        """
+        with self._items_lock:
+            live = self.current
+            if live.new_items_reason is not None:
+                raise NewItemsUnsupportedError(live.new_items_reason)
+            kind = live.model.item_map_.kind
+            keys = [canonical_id(kind, d.id, d.where) for d in defs]
+            for key, d in zip(keys, defs):
+                if live.new_items.get(key) >= 0:
+                    raise NewItemConflictError(f"{d.where}: id {key!r} is already a new item; DELETE /items/{key} "
+                                               "first to replace it")
+            if len(self._posted) + len(defs) > MAX_POSTED_ITEMS:
+                raise NewItemConflictError(f"items: the server holds {len(self._posted)} posted items and takes at "
+                                           f"most {MAX_POSTED_ITEMS}; delete some, or give them in a --new-items file")
+            # Checked with their request positions, then kept under their ids (a reload may re-check them).
+            encode_new_items(live.model, defs)
+            posted = dict(self._posted)
+            for key, d in zip(keys, defs):
+                posted[key] = replace(d, id=key, where=f"posted item {key!r}")
+            new, kept = self._snapshot(live, self._file_defs, posted=posted)
+            self._posted = kept
+            self.current = new
+        log.info("new items posted: %d (%d new items now)", len(defs), len(new.new_items))
+        return new, keys
+
+    def delete_item(self, raw: Any) -> tuple[LiveModel, Any]:
+        """Remove a posted new item; returns the new snapshot and its canonical id.
+
+        Raises
+        ------
+        KeyError
+            ``raw`` is no new item.
+        NewItemConflictError
+            It comes from the new-items file (remove it there).
+        """
+        with self._items_lock:
+            live = self.current
+            j = live.new_items.get(raw)
+            if j < 0:
+                raise KeyError(raw)
+            key = live.new_items.raw(np.array([j]))[0]
+            if live.new_items.from_file[j]:
+                raise NewItemConflictError(f"new item {key!r} comes from the new-items file {self.new_items_file}; "
+                                           "remove it there (the file is re-read when it changes)")
+            posted = {k: d for k, d in self._posted.items() if k != key}
+            new, kept = self._snapshot(live, self._file_defs, posted=posted)
+            self._posted = kept
+            self.current = new
+        log.info("new item %r deleted (%d new items now)", key, len(new.new_items))
+        return new, key
 
 
 # ------------------------------------------------------------------------------------------------ titles

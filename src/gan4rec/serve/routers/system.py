@@ -47,6 +47,7 @@ async def get_info(request: Request) -> Any:
         "n_items": live.model.n_items, "fold_in": live.fold_in_reason is None,
         "explain_method": live.explain_method, "titles": live.titles is not None,
         "example_users": live.model.user_map_.to_raw(np.sort(order)).tolist(), "auth": bool(ctx.keys),
+        "new_items": len(live.new_items), "new_items_reason": live.new_items_reason,
         "limits": {"k": MAX_K, "list": MAX_LIST, "batch_users": MAX_BATCH_USERS,
                    "explain_items": MAX_EXPLAIN_ITEMS, "top": MAX_TOP, "body_bytes": ctx.max_body_bytes},
     })
@@ -83,7 +84,8 @@ async def readyz(request: Request) -> Any:
         "status": "ready", "model": live.name, "model_version": live.version,
         "loaded_at": datetime.fromtimestamp(live.loaded_at, UTC).isoformat(),
         "n_users": live.model.n_users, "n_items": live.model.n_items, "reloads": slot.reloads,
-        "refused_reloads": slot.refused, "last_reload_error": slot.last_error, "pid": os.getpid(),
+        "refused_reloads": slot.refused, "last_reload_error": slot.last_error,
+        "new_items_error": slot.new_items_error, "pid": os.getpid(),
     })
 
 
