@@ -582,8 +582,11 @@ def cold_objective_value(task_metrics: dict[str, dict[str, float] | None], metri
     """The cold-items tuning objective from validation task metrics: the mean of the warm and cold ``metric``
     where the cold task was run (a model that can score cold items), else the warm ``metric``.
 
-    Each of these tasks ranks one population of items (warm or cold), so the value does not depend on the
-    calibration of cold-item scores against warm ones, which is chosen after tuning.
+    Each of these tasks ranks one population of items (warm or cold), so the value hardly depends on the
+    calibration of cold-item scores against warm ones, which is chosen after tuning (uncalibrated during
+    tuning). Hardly: a hybrid calibrates every item without a training interaction, which includes the
+    few warm items whose interactions all fell into validation or test
+    (:mod:`gan4rec.models.hybrid.common`).
     """
     values = [task_metrics[t][metric] for t in ("warm", "cold") if task_metrics.get(t) is not None]  # type: ignore[index]
     if not values or task_metrics.get("warm") is None:
