@@ -651,7 +651,8 @@ def _tune_one(
                 "n_trials": e.n_run, "n_time_boxed": e.n_time_boxed, "n_requested": trials, "timed_out": True,
                 "seconds": float(timeout or 0.0),
                 "trials": []}, None
-    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name, res.metric, res.best_value, res.summary(),
+    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name,
+             "cold objective" if protocol.split == "cold-items" else res.metric, res.best_value, res.summary(),
              res.seconds)
     return {"tuned": True, "reason": None, "best_params": res.best_params, "best_value": res.best_value,
             "metric": res.metric, "n_trials": res.n_run, "n_requested": trials, "n_complete": res.n_complete,

@@ -348,7 +348,8 @@ class _Objective:
 
         params = {**suggest(trial, self.space), **trial.user_attrs.get("published_extra", {}), **self.fixed}
         log.info("%s trial %d: fitting %s%s", self.model_name, trial.number, params, self._time_left())
-        fit_s, values, metrics, first = 0.0, [], [], None
+        fit_s, values, first = 0.0, [], None
+        metrics: list[dict[str, Any]] = []  # per carving: {name: value}, or {task: {name: value} or None} (cold)
         for i, (train, valid) in enumerate(self.carvings):
             model = create(self.model_name, params, random_state=self.seed, device=self.device)
             t0 = time.perf_counter()

@@ -471,8 +471,6 @@ def render_html(result: Mapping[str, Any], plots: Sequence[Plot] | None = None) 
     """
     warning = ""
     cold = bool(result.get("tasks"))
-    if cold and plots is None:
-        plots = []  # the figures read one flat metric per model; a cold-start result has three tasks
     if plots is None:
         try:
             from gan4rec.report.plots import make_plots
