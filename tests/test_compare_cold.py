@@ -207,3 +207,14 @@ def test_cli_tune_cold_items(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "tune", "--model", "content-knn", "--split", "cold-items", "--trials", "2", "--seeds", "2"]) == 0
     printed = capsys.readouterr().out
     assert "cold objective" in printed and "seed 1: test NDCG@20 = warm " in printed
+
+
+def test_no_model_can_rank_the_cold_task(tmp_path: Path) -> None:
+    """Only CF models: the cold task has no best model and no test, and still renders as "cannot"."""
+    from gan4rec.report import write_report
+
+    res = compare(["toppop"], DataSpec(synthetic=SYNTH), Protocol(split="cold-items"), seeds=1, trials=0)
+    assert res["best"] == {"warm": "toppop", "cold": None, "overall": "toppop"}
+    assert res["significance"]["cold"] is None and res["leaderboard"]["cold"][0]["cannot"]
+    assert "no model can rank this task" in leaderboard_text(res)
+    assert "no model can rank it" in write_report(res, tmp_path).read_text(encoding="utf-8")
