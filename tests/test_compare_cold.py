@@ -218,3 +218,15 @@ def test_no_model_can_rank_the_cold_task(tmp_path: Path) -> None:
     assert res["significance"]["cold"] is None and res["leaderboard"]["cold"][0]["cannot"]
     assert "no model can rank this task" in leaderboard_text(res)
     assert "no model can rank it" in write_report(res, tmp_path).read_text(encoding="utf-8")
+
+
+def test_pre_split_files_cannot_be_split_by_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gan4rec.cli import main
+
+    rows = [(u, i) for u in range(12) for i in range(u % 5, u % 5 + 6)]
+    for name, part in (("train", rows[::2]), ("test", rows[1::2])):
+        (tmp_path / f"{name}.csv").write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in part))
+    code = main(["-q", "compare", "--models", "toppop", "--train", str(tmp_path / "train.csv"), "--test",
+                 str(tmp_path / "test.csv"), "--split", "cold-items", "--trials", "0", "--seeds", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 65 and "cold-items" in err and len(err.splitlines()) == 1

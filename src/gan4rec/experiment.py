@@ -352,6 +352,9 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
         "min_item_interactions": spec.min_item_interactions,
     }
     if src == "train/test":
+        if protocol.split == "cold-items":
+            raise DataError("protocol.split='cold-items' holds out whole items from one data source; pre-split "
+                            "train/test files cannot be split that way (give --data or --dataset)")
         if spec.min_user_interactions or spec.min_item_interactions:
             raise DataError("k-core filters do not apply to pre-split train/test files")
         assert spec.train is not None and spec.test is not None  # source() checked they come together
