@@ -24,6 +24,15 @@ Then, over all runs:
   compared with the best. This is done for every per-user metric; every p-value is stored.
 * **Confidence intervals**: 95% Student-t interval of the mean over users of those averaged values.
 
+On a cold-start split (``protocol.split = "cold-items"``) every result has three tasks, ``warm``,
+``cold`` and ``overall`` (:mod:`gan4rec.evaluation.cold`). Tuning maximises
+:func:`gan4rec.experiment.cold_objective` on validation (the mean of the warm and cold tasks' metric, or the
+warm task's for a model that cannot score cold items); each run is :func:`gan4rec.experiment.run_cold`
+(hybrids calibrated on the validation overall task, test read once). The leaderboard, the best model and
+the significance tests are per task (:func:`gan4rec.leaderboard.task_summary`): each task's users are the
+same for all its models, and Holm corrects within the task. A model that cannot score cold items has
+``None`` for the cold task. No top-K lists are timed and no popularity statistics are computed there.
+
 The result is one JSON-ready dict (see :func:`compare`); :func:`gan4rec.report.write_report` renders it.
 
 Experiment configs (TOML, ``configs/experiments/*.toml``) describe a whole comparison; see
@@ -62,6 +71,7 @@ from gan4rec.leaderboard import (
     model_entry,
     pool_users,
     significance_tests,
+    task_summary,
     user_ci,
 )
 from gan4rec.popularity import (
@@ -276,7 +286,9 @@ def compare(
         ``leaderboard`` (rows sorted by mean ``metric``), ``results`` (one entry per model in the schema
         of ``gan4rec train``: ``metrics.test`` is the mean over runs, ``metrics.test_std`` the sample std (``std`` says so), plus
         ``per_seed``, ``tuning``, ``user_ci95``, ``history``, ``popularity``), ``significance`` (every
-        p-value), ``popularity``, ``versions``, ``seconds`` and ``created``.
+        p-value), ``popularity``, ``versions``, ``seconds`` and ``created``. On a cold-start split also
+        ``tasks`` and ``objective``; ``best``, ``leaderboard`` and ``significance`` are ``{task: ...}``,
+        every entry's metrics are ``{task: metrics or None}``, and ``popularity`` is ``None``.
     """
     t_start = time.perf_counter()
     wanted, skipped = _available_models(models, skip_missing)
@@ -285,11 +297,13 @@ def compare(
     protocol, k = _checked_protocol(protocol, spec, wanted, spaces, trials=trials, splits=splits,
                                     timeout_per_model=timeout_per_model)
     acc = _Runs(wanted)
+    cold = protocol.split == "cold-items"
     for s in range(int(splits)):
-        _run_split(acc, s, spec, dataclasses.replace(protocol, split_seed=protocol.split_seed + s), wanted,
-                   spaces, splits=int(splits), seed_list=seed_list, trials=int(trials), timeout=timeout_per_model, k=k,
-                   device=device)
-    summary = _summarise(acc, wanted, protocol.metric, k)
+        run_split = _run_cold_split if cold else _run_split
+        run_split(acc, s, spec, dataclasses.replace(protocol, split_seed=protocol.split_seed + s), wanted,
+                  spaces, splits=int(splits), seed_list=seed_list, trials=int(trials), timeout=timeout_per_model, k=k,
+                  device=device)
+    summary = _summarise_cold(acc, wanted, protocol.metric) if cold else _summarise(acc, wanted, protocol.metric, k)
     record = experiment_record(wanted, spec, protocol, seeds=seed_list, trials=int(trials), splits=int(splits),
                                timeout_per_model=timeout_per_model, skip_missing=skip_missing,
                                description=description, search_spaces=search_spaces, wide=wide)
@@ -328,6 +342,17 @@ class _Runs:
         self.split_users: list[np.ndarray] = []
         self.split_records: list[dict[str, Any]] = []
         self.pop_train: list[dict[str, Any]] = []
+        # Cold-start splits: task -> model -> per split {metric: (n_u,)}, and task -> per split users.
+        self.task_values: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
+        self.task_users: dict[str, dict[int, np.ndarray]] = {}
+
+    def task_users_of(self, task: str, s: int, users: np.ndarray, name: str) -> None:
+        """Record split ``s``'s users of ``task``, or check that ``name``'s are the same as the others'."""
+        seen = self.task_users.setdefault(task, {})
+        if s not in seen:
+            seen[s] = np.array(users, dtype=np.int64)  # a writable copy
+        elif not np.array_equal(seen[s], users):
+            raise RuntimeError(f"{name}: evaluated {task}-task test users differ from the other models' on split {s}")
 
 
 def _available_models(
@@ -441,6 +466,72 @@ def _run_split(
         acc.user_values[name].append({m: v / len(seed_list) for m, v in sums.items()})
     assert users_s is not None
     acc.split_users.append(users_s)
+
+
+def _run_cold_split(
+    acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]],
+    spaces: Mapping[str, tuple[dict[str, Any], bool]], *, splits: int,
+    seed_list: list[int], trials: int, timeout: float | None, k: int, device: str | None,
+) -> None:
+    """:func:`_run_split` on a cold-start split: tune on the cold objective, then run_cold per seed, and
+    keep each task's per-user values (averaged over the seeds) for the per-task significance tests."""
+    from gan4rec.experiment import cold_objective_value
+
+    split, info = load_split(spec, proto_s)
+    acc.split_records.append({"index": s, "split_seed": proto_s.split_seed, "fingerprint": split.fingerprint,
+                              "dataset": info})
+    log.info("cold-items split %d/%d: %d users x %d items, %d train / %d valid / %d test interactions (%s)",
+             s + 1, splits, info["n_users"], info["n_items"], info["n_fit"], info["n_valid"], info["n_test"],
+             split.fingerprint[:12])
+    for name, fixed in wanted.items():
+        tuned, best_model = _tune_one(name, fixed, spaces[name], split, proto_s, trials=trials, timeout=timeout,
+                                      seed=seed_list[0], device=device)
+        acc.tuning[name].append({"split": s, **tuned})
+        sums: dict[str, dict[str, np.ndarray]] = {}
+        for seed in seed_list:
+            reuse = best_model if seed == seed_list[0] else None
+            rr = run_on_split(name, tuned["best_params"], split, info, proto_s, seed=seed, device=device,
+                              fitted=reuse, fitted_seconds=tuned.get("best_fit_seconds", 0.0))
+            best_model = None
+            assert rr.task_evals is not None  # run_cold always sets them
+            for task, ev in rr.task_evals.items():
+                acc.task_users_of(task, s, ev.users, name)
+                task_sums = sums.setdefault(task, {})
+                for m, values in ev.per_user.items():
+                    task_sums[m] = task_sums.get(m, 0.0) + np.asarray(values, dtype=np.float64)
+            res = rr.result
+            run = {
+                "split": s, "split_seed": proto_s.split_seed, "split_fingerprint": split.fingerprint,
+                "seed": int(seed), "metrics": res["metrics"], "fit_seconds": res["fit_seconds"],
+                "eval_seconds": res["eval_seconds"], "params": res["params"], "refit_params": res["refit_params"],
+                "valid_objective": cold_objective_value(res["metrics"]["valid"], proto_s.metric),
+                "calibration": res.get("calibration"),
+            }
+            acc.runs[name].append({"result": res, **run})
+            if name not in acc.histories:
+                acc.histories[name] = _history_record(rr.model.history_, proto_s.metric, s, int(seed))
+            log.info("%s split %d seed %d: test %s %s (fit %.2f s)", name, s, seed, proto_s.metric,
+                     ", ".join(f"{t} {'cannot' if v is None else format(v[proto_s.metric], '.4f')}"
+                               for t, v in res["metrics"]["test"].items()), res["fit_seconds"])
+        for task, task_sums in sums.items():
+            acc.task_values.setdefault(task, {}).setdefault(name, []).append(
+                {m: v / len(seed_list) for m, v in task_sums.items()})
+
+
+def _summarise_cold(acc: _Runs, wanted: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """:func:`_summarise` of a cold-start comparison: per-model entries, then each task ranked and tested."""
+    from gan4rec.evaluation.cold import COLD_TASKS
+    from gan4rec.models import MODELS
+
+    results = {}
+    for name in wanted:
+        results[name] = model_entry(name, acc.runs[name], acc.tuning[name], acc.histories.get(name), MODELS[name])
+        results[name]["cold_start"] = bool(MODELS[name].cold_start)
+    split_users = {t: [users[s] for s in sorted(users)] for t, users in acc.task_users.items()}
+    summary = task_summary(results, acc.task_values, split_users, metric, COLD_TASKS)
+    objective = (f"validation mean of the warm and cold tasks' {metric} (warm task only for a model that cannot "
+                 "score cold items)")
+    return {"tasks": list(COLD_TASKS), "objective": objective, **summary, "results": results, "popularity": None}
 
 
 def _summarise(acc: _Runs, wanted: Mapping[str, Any], metric: str, k: int) -> dict[str, Any]:
@@ -560,7 +651,8 @@ def _tune_one(
                 "n_trials": e.n_run, "n_time_boxed": e.n_time_boxed, "n_requested": trials, "timed_out": True,
                 "seconds": float(timeout or 0.0),
                 "trials": []}, None
-    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name, res.metric, res.best_value, res.summary(),
+    log.info("%s: best validation %s = %.4f; %s (%.1f s)", name,
+             "cold objective" if protocol.split == "cold-items" else res.metric, res.best_value, res.summary(),
              res.seconds)
     return {"tuned": True, "reason": None, "best_params": res.best_params, "best_value": res.best_value,
             "metric": res.metric, "n_trials": res.n_run, "n_requested": trials, "n_complete": res.n_complete,

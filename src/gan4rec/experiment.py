@@ -35,8 +35,9 @@ from gan4rec.models import create
 from gan4rec.models.base import Recommender, versions
 
 __all__ = [
-    "COLD_ITEMS_FRAC", "EXPERIMENT_KEYS", "DataSpec", "Protocol", "RunResult", "config_protocol", "data_record", "evaluate_model",
-    "load_config", "load_experiment", "load_split", "protocol_record", "run", "run_cold", "run_on_split",
+    "COLD_ITEMS_FRAC", "EXPERIMENT_KEYS", "DataSpec", "Protocol", "RunResult", "cold_objective", "cold_objective_value",
+    "config_protocol", "data_record", "evaluate_model", "load_config", "load_experiment", "load_split",
+    "protocol_record", "run", "run_cold", "run_on_split",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ class RunResult:
     result: dict[str, Any]
     test_eval: Any = None
     """The test :class:`~gan4rec.evaluation.evaluator.EvalResult`, with per-user values (significance tests)."""
+    task_evals: dict[str, Any] | None = None
+    """On a cold-start split, the test EvalResult of each task the model ran (``"warm"``, ``"cold"``,
+    ``"overall"``; no ``"cold"`` for a model that cannot score cold items); ``None`` on other splits."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -348,6 +352,9 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
         "min_item_interactions": spec.min_item_interactions,
     }
     if src == "train/test":
+        if protocol.split == "cold-items":
+            raise DataError("protocol.split='cold-items' holds out whole items from one data source; pre-split "
+                            "train/test files cannot be split that way (give --data or --dataset)")
         if spec.min_user_interactions or spec.min_item_interactions:
             raise DataError("k-core filters do not apply to pre-split train/test files")
         assert spec.train is not None and spec.test is not None  # source() checked they come together
@@ -561,16 +568,48 @@ def _cold_score_fn(model: Recommender, train: Interactions) -> Any:
 
 
 def _cold_metrics(
-    model: Recommender, split: ColdSplit, part: str, train: Interactions, protocol: Protocol, device: str | None,
-) -> tuple[dict[str, dict[str, float] | None], Any]:
-    """The warm, cold and overall metrics of ``model`` on ``part``; the cold task is ``None`` for a model
-    that cannot score cold items. Also returns the overall task's EvalResult (per-user values)."""
-    from gan4rec.evaluation.cold import COLD_TASKS, evaluate_cold
+    model: Recommender, split: ColdSplit, part: str, train: Interactions, ks: Any, device: str | None,
+    tasks: tuple[str, ...] = ("warm", "cold", "overall"),
+) -> tuple[dict[str, dict[str, float] | None], dict[str, Any]]:
+    """The metrics of ``model`` on ``part`` for each of ``tasks`` (``None`` for a task not run: the cold
+    task of a model that cannot score cold items), and each task's EvalResult (per-user values)."""
+    from gan4rec.evaluation.cold import evaluate_cold
 
-    tasks = COLD_TASKS if model.cold_start else tuple(t for t in COLD_TASKS if t != "cold")
+    run = tasks if model.cold_start else tuple(t for t in tasks if t != "cold")
     res = evaluate_cold(_cold_score_fn(model, train), split, part=part, train=train,  # type: ignore[arg-type]
-                        ks=protocol.ks, tasks=tasks, device=device)
-    return {t: (res[t].metrics if t in res else None) for t in COLD_TASKS}, res["overall"]
+                        ks=ks, tasks=run, device=device)
+    return {t: (res[t].metrics if t in res else None) for t in tasks}, res
+
+
+def cold_objective_value(task_metrics: dict[str, dict[str, float] | None], metric: str) -> float:
+    """The cold-items tuning objective from validation task metrics: the mean of the warm and cold ``metric``
+    where the cold task was run (a model that can score cold items), else the warm ``metric``.
+
+    Each of these tasks ranks one population of items (warm or cold), so the value hardly depends on the
+    calibration of cold-item scores against warm ones, which is chosen after tuning (uncalibrated during
+    tuning). Hardly: a hybrid calibrates every item without a training interaction, which includes the
+    few warm items whose interactions all fell into validation or test
+    (:mod:`gan4rec.models.hybrid.common`).
+    """
+    values = [task_metrics[t][metric] for t in ("warm", "cold") if task_metrics.get(t) is not None]  # type: ignore[index]
+    if not values or task_metrics.get("warm") is None:
+        raise DataError(f"the cold-items objective needs the warm task's {metric}")
+    return float(sum(values) / len(values))
+
+
+def cold_objective(
+    model: Recommender, split: ColdSplit, metric: str, *, train: Interactions | None = None, ks: Any = (20,),
+    device: str | None = None,
+) -> tuple[float, dict[str, dict[str, float] | None]]:
+    """The value :func:`gan4rec.tuning.tune` maximises on a cold-start split, read on VALIDATION only.
+
+    ``model`` (fitted on ``train``, default ``split.train``) is evaluated on the validation warm task and,
+    when it can score cold items (``model.cold_start``), the validation cold task; the value is
+    :func:`cold_objective_value` of them. Returns the value and ``{"warm": metrics, "cold": metrics or None}``.
+    """
+    fit_on = split.train if train is None else train
+    metrics, _ = _cold_metrics(model, split, "valid", fit_on, ks, device, tasks=("warm", "cold"))
+    return cold_objective_value(metrics, metric), metrics
 
 
 def run_cold(
@@ -593,7 +632,8 @@ def run_cold(
     values are reused at the refit on ``split.full_train()`` (train plus warm validation), like the epoch
     count. Test is read once, for the three tasks (:mod:`gan4rec.evaluation.cold`). A model that cannot
     score cold items ranks them last and gets no cold-task metrics (``None``). ``result["metrics"]`` is
-    ``{"valid": {task: metrics}, "test": {task: metrics}}``; ``test_eval`` is the overall task's.
+    ``{"valid": {task: metrics}, "test": {task: metrics}}``; ``test_eval`` is the overall task's and
+    ``task_evals`` every task's.
     """
     from gan4rec.models.hybrid.common import HybridRecommender, calibrate
 
@@ -604,7 +644,7 @@ def run_cold(
         log.info("calibrated cold-item scores on validation: scale %g, offset %g (%s %.4f -> %.4f)",
                  calibration["cold_scale"], calibration["cold_offset"], protocol.metric,
                  calibration["uncalibrated"], calibration["value"])
-    valid_metrics, _ = _cold_metrics(model, split, "valid", split.train, protocol, device)
+    valid_metrics, _ = _cold_metrics(model, split, "valid", split.train, protocol.ks, device)
     test_train = split.train
     refit_params: dict[str, Any] = {}
     if protocol.refit == "full":
@@ -614,11 +654,11 @@ def run_cold(
         test_train = split.full_train()
         model, fit_seconds = _refit(model, model_name, {**params, **refit_params}, test_train, seed, device)
     t0 = time.perf_counter()
-    test_metrics, test_eval = _cold_metrics(model, split, "test", test_train, protocol, device)
+    test_metrics, test_evals = _cold_metrics(model, split, "test", test_train, protocol.ks, device)
     result = _record(model_name, model, data_info, protocol, seed, refit_params, fit_seconds,
                      time.perf_counter() - t0, {"valid": valid_metrics, "test": test_metrics},
                      cold_start=model.cold_start, calibration=calibration)
-    return RunResult(model=model, split=split, result=result, test_eval=test_eval)
+    return RunResult(model=model, split=split, result=result, test_eval=test_evals["overall"], task_evals=test_evals)
 
 
 def evaluate_model(

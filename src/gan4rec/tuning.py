@@ -5,6 +5,11 @@ seeded TPE study with ``n_jobs=1`` (parallel trials are not reproducible): each 
 validation and scores the validation split. Test data is never touched here; the caller refits the best
 params on the full train and reads test once (:func:`gan4rec.experiment.run_on_split`).
 
+On a cold-start split (``cold-items``) a trial's value is :func:`gan4rec.experiment.cold_objective`: the
+mean of the validation warm and cold tasks' metric for a model that can score cold items, the validation
+warm task's for a pure collaborative-filtering model. ``gan4rec tune`` and ``gan4rec compare`` both tune
+through :func:`tune`, so they share that objective.
+
 Studies can be resumed (``storage="sqlite:///tune.db"``: a second call with the same study name continues
 it up to ``n_trials`` in total) and time-boxed (``timeout`` seconds).
 """
@@ -22,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from gan4rec.data.interactions import Interactions
-from gan4rec.data.split import Split, carve_validation
+from gan4rec.data.split import ColdSplit, Split, carve_validation
 from gan4rec.errors import DataError
-from gan4rec.experiment import DataSpec, Protocol, config_protocol, data_record
-from gan4rec.leaderboard import STD_NOTE, mean_std
+from gan4rec.experiment import DataSpec, Protocol, cold_objective, config_protocol, data_record
+from gan4rec.leaderboard import STD_NOTE, metrics_mean_std
 from gan4rec.models import MODELS, create
 from gan4rec.train.loop import observe_validation
 
@@ -180,7 +185,8 @@ def tune(
     n_trials
         Total number of trials of the study (a resumed study runs only the missing ones).
     metric
-        Validation metric to maximise, e.g. ``"NDCG@20"``; its K is added to ``ks``.
+        Validation metric to maximise, e.g. ``"NDCG@20"``; its K is added to ``ks``. On a cold-start split
+        the value maximised is :func:`gan4rec.experiment.cold_objective` of it (see the module docstring).
     fixed_params
         Params held fixed (not searched); they override the search space.
     search_space
@@ -229,9 +235,10 @@ def tune(
     space = {n: s for n, s in _declared_space(model_name, search_space, wide).items() if n not in fixed}
     cls.check_params(dict.fromkeys(space))
     carvings = validation_carvings(split, valid_repeats)
+    cold = split if isinstance(split, ColdSplit) else None
     name = study_name or f"gan4rec-{model_name}-{split.fingerprint[:12]}-{metric}" + (
         f"-x{valid_repeats}" if valid_repeats > 1 else ""
-    )
+    ) + ("-cold" if cold is not None else "")
     study = _open_study(name, storage, seed=seed, prune=prune)
     if not space:
         # Nothing to search: one trial gives the validation score; more would repeat it.
@@ -242,7 +249,7 @@ def tune(
     t0 = time.perf_counter()
     deadline = None if timeout is None else t0 + timeout
     objective = _Objective(model_name, space, fixed, carvings, metric=metric, ks=ks, seed=seed, device=device,
-                           prune=prune, deadline=deadline, n_total=n_trials)
+                           prune=prune, deadline=deadline, n_total=n_trials, cold_split=cold)
     if done < n_trials:
         log.info("%s: %d trial(s) to run%s%s", model_name, n_trials - done,
                  f" ({done} already in study {name!r})" if done else "",
@@ -328,9 +335,10 @@ class _Objective:
     def __init__(
         self, model_name: str, space: dict[str, dict[str, Any]], fixed: dict[str, Any],
         carvings: list[tuple[Interactions, Interactions]], *, metric: str, ks: tuple[int, ...], seed: int,
-        device: str | None, prune: bool, deadline: float | None, n_total: int,
+        device: str | None, prune: bool, deadline: float | None, n_total: int, cold_split: ColdSplit | None = None,
     ) -> None:
         self.model_name, self.space, self.fixed, self.carvings = model_name, space, fixed, carvings
+        self.cold_split = cold_split  # the objective is cold_objective on it (one carving: its own validation)
         self.metric, self.ks, self.seed, self.device, self.prune = metric, ks, seed, device, prune
         self.deadline, self.n_total, self.n_run = deadline, n_total, 0
         self.best: tuple[float, int, Any, float] | None = None  # (value, trial number, model, fit seconds)
@@ -340,7 +348,8 @@ class _Objective:
 
         params = {**suggest(trial, self.space), **trial.user_attrs.get("published_extra", {}), **self.fixed}
         log.info("%s trial %d: fitting %s%s", self.model_name, trial.number, params, self._time_left())
-        fit_s, values, metrics, first = 0.0, [], [], None
+        fit_s, values, first = 0.0, [], None
+        metrics: list[dict[str, Any]] = []  # per carving: {name: value}, or {task: {name: value} or None} (cold)
         for i, (train, valid) in enumerate(self.carvings):
             model = create(self.model_name, params, random_state=self.seed, device=self.device)
             t0 = time.perf_counter()
@@ -348,16 +357,23 @@ class _Objective:
             with observe_validation(model, self._reporter(trial, i == 0)) if watch else contextlib.nullcontext():
                 model.fit(train, valid, metric=self.metric)
             fit_s += time.perf_counter() - t0
-            res = evaluate(model.score, train, valid, ks=self.ks, device=self.device)
-            values.append(float(res.metrics[self.metric]))
-            metrics.append(res.metrics)
+            if self.cold_split is not None:
+                value_i, task_metrics = cold_objective(model, self.cold_split, self.metric, train=train, ks=self.ks,
+                                                       device=self.device)
+                values.append(value_i)
+                metrics.append(task_metrics)
+            else:
+                res = evaluate(model.score, train, valid, ks=self.ks, device=self.device)
+                values.append(float(res.metrics[self.metric]))
+                metrics.append(res.metrics)
             if i == 0:
                 trial.set_user_attr("refit_params", model.refit_params())
                 first = (model, time.perf_counter() - t0)
         value = float(np.mean(values))
         trial.set_user_attr("fit_seconds", round(fit_s, 4))
         trial.set_user_attr(
-            "valid_metrics", {m: float(np.mean([r[m] for r in metrics])) for m in metrics[0]}
+            "valid_metrics", metrics[0] if self.cold_split is not None
+            else {m: float(np.mean([r[m] for r in metrics])) for m in metrics[0]}
         )
         if len(values) > 1:
             trial.set_user_attr("valid_repeats", values)
@@ -488,8 +504,8 @@ def refit_and_test(
     other than the tuning seed needs its own fit.
 
     Returns the result in the schema of ``gan4rec train``, with ``metrics.test`` the mean over seeds and
-    ``metrics.test_std`` the sample standard deviation (``ddof=1``; 0.0 for one seed; ``std`` says so),
-    ``per_seed``, ``best_params``, ``tuning`` (counts, time box) and ``trials``; ``protocol`` records the
+    ``metrics.test_std`` the sample standard deviation (``ddof=1``; 0.0 for one seed; ``std`` says so; on a
+    cold-start split both per task, ``None`` for a task the model did not run), ``per_seed``, ``best_params``, ``tuning`` (counts, time box) and ``trials``; ``protocol`` records the
     split really made (:func:`gan4rec.experiment.protocol_record`).
     """
     from gan4rec.experiment import protocol_record, run_on_split
@@ -504,9 +520,7 @@ def refit_and_test(
         out = run_on_split(result.model, result.best_params, split, data_info, protocol, seed=seed, device=device,
                            fitted=reuse, fitted_seconds=result.best_fit_seconds)
         runs.append(out.result)
-    mean, std = {}, {}
-    for key in runs[0]["metrics"]["test"]:
-        mean[key], std[key] = mean_std([r["metrics"]["test"][key] for r in runs])
+    mean, std = metrics_mean_std([r["metrics"]["test"] for r in runs])
     return {**runs[0], "seed": list(range(seeds)),
             "metrics": {"valid": runs[0]["metrics"]["valid"], "test": mean, "test_std": std},
             "std": STD_NOTE,

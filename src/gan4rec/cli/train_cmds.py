@@ -239,7 +239,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
                  fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
                  valid_repeats=protocol.valid_repeats, prune=not args.no_prune, wide=args.wide_space)
-    print(f"tuned {model_name} on validation: best {tuned.metric} = {tuned.best_value:.4f}; {tuned.summary()} "
+    # On a cold-items split the value is the cold objective (gan4rec.experiment.cold_objective).
+    what = f"cold objective (mean of warm and cold {tuned.metric}; warm only for a CF model)" \
+        if protocol.split == "cold-items" else tuned.metric
+    print(f"tuned {model_name} on validation: best {what} = {tuned.best_value:.4f}; {tuned.summary()} "
           f"({tuned.seconds:.1f} s)")
     print(f"best params: {json.dumps(tuned.best_params, default=json_default)}")
     if args.timeout is not None:
@@ -248,8 +251,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
               "outside it" + (" (seed 0 reuses the best trial's fit)" if tuned.best_model is not None else ""))
     result = refit_and_test(tuned, split, data_info, protocol, seeds=args.seeds, device=args.device)
     for run in result["per_seed"]:
-        test = run["metrics"]["test"]
-        print(f"seed {run['seed']}: test {protocol.metric} = {test.get(protocol.metric, float('nan')):.4f}")
+        print(f"seed {run['seed']}: test {protocol.metric} = {_metric_text(run['metrics']['test'], protocol.metric)}")
     print_metrics(f"test, mean over {args.seeds} seed(s)", result["metrics"]["test"])
     if args.save_config:
         from gan4rec.atomic import atomic_write_text
@@ -260,6 +262,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
+
+
+def _metric_text(test: dict[str, Any], metric: str) -> str:
+    """``0.1234``, or per task on a cold-items split: ``warm 0.1234, cold cannot, overall 0.0987``."""
+    if all(isinstance(v, dict) or v is None for v in test.values()):
+        return ", ".join(f"{task} {'cannot' if v is None else format(v.get(metric, float('nan')), '.4f')}"
+                         for task, v in test.items())
+    return f"{test.get(metric, float('nan')):.4f}"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

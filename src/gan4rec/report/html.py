@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gan4rec.leaderboard import run_time_text, tuning_lines
+from gan4rec.leaderboard import ALPHA, run_time_text, tuning_lines
 from gan4rec.report.plots import Plot, model_colors
 
 __all__ = ["render_html", "write_report"]
@@ -136,15 +136,20 @@ def _names(names: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------------------------------------- sections
 def _hero(result: Mapping[str, Any]) -> str:
+    lede = _task_lede(result) if result.get("tasks") else _lede(result)
+    chips = _facts(result)
+    title = result.get("description") or "Model comparison"
+    return (f'<header class="hero"><div class="inner"><div class="kicker">gan4rec · comparison report</div>'
+            f"<h1>{_e(title)}</h1><p class=\"lede\">{lede}</p><dl class=\"facts\">{chips}</dl></div></header>")
+
+
+def _lede(result: Mapping[str, Any]) -> str:
     metric, best = result["metric"], result["best"]
-    ds = result["dataset"]
-    proto = result["protocol"]
     sig = result["significance"]
     rows = sig["tests"].get(metric, {})
     alpha = sig.get("alpha", 0.05)
     best_row = next(r for r in result["leaderboard"] if r["model"] == best)
     n_runs = len(result["seeds"]) * len(result["splits"])
-    source = ds.get("name") or ds.get("file") or (f"{ds.get('train')} + {ds.get('test')}" if ds.get("train") else "data")
     spread = f"± {_num(best_row['std'])} over {n_runs} runs" if n_runs > 1 else "one run"
     lede = (f"<b>{_e(best)}</b> has the best mean test {_e(metric)}: <b>{_num(best_row['mean'])}</b> "
             f"({spread}).")
@@ -157,11 +162,35 @@ def _hero(result: Mapping[str, Any]) -> str:
         if tied:
             lede += f" It is <b>not</b> significantly different from {_names(tied)}" + (
                 "." if better else f" (paired Wilcoxon across {sig['n_users']} test users, Holm-corrected).")
+    return lede
+
+
+def _task_lede(result: Mapping[str, Any]) -> str:
+    """The hero's sentence for a cold-start comparison: each task's best model."""
+    metric = result["metric"]
+    parts = []
+    for task in result["tasks"]:
+        best = result["best"][task]
+        row = next((r for r in result["leaderboard"][task] if r["model"] == best), None)
+        parts.append(f"{_e(task)}: no model can rank it" if row is None else
+                     f"{_e(task)}: <b>{_e(best)}</b> ({_num(row['mean'])})")
+    return (f"Cold-start comparison with three tasks, each ranked and tested on its own. Best mean test "
+            f"{_e(metric)}: {'; '.join(parts)}.")
+
+
+def _facts(result: Mapping[str, Any]) -> str:
+    """The hero's chips: data, split, metric, seeds, splits, tuning, run time."""
+    ds, proto, metric = result["dataset"], result["protocol"], result["metric"]
+    source = ds.get("name") or ds.get("file") or (f"{ds.get('train')} + {ds.get('test')}" if ds.get("train") else "data")
     split = proto.get("split", "random")
     if ds.get("train"):
         split_text = f"pre-split train/test, validation {100 * proto.get('valid_frac', 0):.0f}% of train"
     elif split == "leave-k-out":
         split_text = f"leave-{proto.get('k')}-out"
+    elif split == "cold-items":
+        t, v = proto.get("test_frac", 0.1), proto.get("valid_frac", 0.1)
+        split_text = (f"cold-items: new items held out (half validation, half test), warm interactions "
+                      f"{100 * (1 - t - v):.0f}/{100 * v:.0f}/{100 * t:.0f}")
     else:
         split_text = f"{split} {100 * (1 - proto.get('test_frac', 0.2)):.0f}/{100 * proto.get('test_frac', 0.2):.0f}, " \
                      f"validation {100 * proto.get('valid_frac', 0):.0f}% of train"
@@ -176,10 +205,7 @@ def _hero(result: Mapping[str, Any]) -> str:
         ("tuning", tuning_lines(result)[0].removeprefix("tuning on validation: ")),
         ("run time", run_time_text(result["seconds"]) if result.get("seconds") is not None else "n/a"),
     ]
-    chips = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
-    title = result.get("description") or "Model comparison"
-    return (f'<header class="hero"><div class="inner"><div class="kicker">gan4rec · comparison report</div>'
-            f"<h1>{_e(title)}</h1><p class=\"lede\">{lede}</p><dl class=\"facts\">{chips}</dl></div></header>")
+    return "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
 
 
 def _leaderboard(result: Mapping[str, Any]) -> str:
@@ -238,6 +264,76 @@ def _leaderboard(result: Mapping[str, Any]) -> str:
             "</section>")
 
 
+def _task_leaderboard(result: Mapping[str, Any]) -> str:
+    """The cold-start leaderboard: a table per task, "cannot" for a model that cannot rank the task."""
+    metric = result["metric"]
+    colors = model_colors(result)
+    tables = []
+    for task in result["tasks"]:
+        rows, sig = result["leaderboard"][task], result["significance"][task]
+        names = next((list(r["metrics"]) for r in rows if r["metrics"]), [metric])
+        head = ("<tr><th class='l'>#</th><th class='l'>model</th>" + "".join(f"<th>{_e(m)}</th>" for m in names)
+                + f"<th>95% CI ({_e(metric)}, users)</th><th>p vs best</th><th>fit</th></tr>")
+        body = []
+        for row in rows:
+            name = row["model"]
+            badges = ("<span class='badge gan'>GAN</span>" if row["adversarial"] else "") + (
+                "<span class='badge best'>BEST</span>" if row["is_best"] else "")
+            cells = [f"<td class='l'>{row['rank'] or '—'}</td>",
+                     f"<td class='l model'><span class='dot' style='background:{colors[name]}'></span>{_e(name)}{badges}</td>"]
+            if row["cannot"]:
+                cells.append(f"<td class='ns' colspan='{len(names) + 2}'>cannot: this model cannot score cold items</td>")
+            else:
+                cells += [f"<td class='{'main-metric' if m == metric else ''}'>{_num(row['metrics'][m]['mean'])}"
+                          f"{_sd(row['metrics'][m]['std'], result)}</td>" for m in names]
+                lo, hi = row["ci95"]
+                cells.append(f"<td>{_num(lo)} – {_num(hi)}</td>")
+                if row["is_best"]:
+                    cells.append("<td>—</td>")
+                else:
+                    cls = "sig" if row["significant"] else "ns"
+                    cells.append(f"<td class='{cls}' title='t-test (Holm): {_p(row['p_ttest_holm'])}'>"
+                                 f"{_p(row['p_wilcoxon_holm'])}{' *' if row['significant'] else ''}</td>")
+            cells.append(f"<td>{_secs(row['fit_seconds'])}</td>")
+            body.append(f"<tr class='{'best' if row['is_best'] else ''}'>{''.join(cells)}</tr>")
+        users = f"{sig['n_users']} test users" if sig else "no model can rank it"
+        tables.append(f"<h3 style='margin-top:16px' id='task-{_e(task)}'>{_e(task)} task ({users})</h3>"
+                      f"<div class='scroll'><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>")
+    n_runs = len(result["seeds"]) * len(result["splits"])
+    runs = (f"mean ± sample standard deviation (ddof=1) over {n_runs} runs" if n_runs > 1
+            else "one run, so no standard deviation") + f" ({len(result['seeds'])} seed(s) × {len(result['splits'])} split(s))"
+    note = ("Tasks: <b>warm</b> ranks the warm items (cold items masked), <b>cold</b> only the cold-test items, "
+            "<b>overall</b> warm and cold-test items together (hybrids' cold-item scores calibrated on the validation "
+            f"overall task). Test metrics: {runs}. 95% CI: Student-t interval of the mean over the task's test users. "
+            f"p vs best: two-sided paired Wilcoxon signed-rank test on per-user {_e(metric)} (averaged over seeds) "
+            f"against the task's best model, Holm-corrected within the task; * p ≤ {ALPHA}. Fit: final refit, mean "
+            "over runs.")
+    return (f"<section class='card' id='leaderboard'><h2>Leaderboard (warm, cold, overall)</h2>"
+            f"<p class='note'>{note}</p>{''.join(tables)}</section>")
+
+
+def _task_significance(result: Mapping[str, Any]) -> str:
+    """Per task, the task's best model against each other model of the task (every metric in a fold)."""
+    metric = result["metric"]
+    parts = []
+    for task in result["tasks"]:
+        sig = result["significance"][task]
+        if not sig or not sig["tests"].get(metric):
+            parts.append(f"<h3 style='margin-top:16px'>{_e(task)} task</h3><p class='note'>Fewer than two models "
+                         "can rank this task: nothing to compare.</p>")
+            continue
+        lb = result["leaderboard"][task]
+        others = "".join(f"<h4>{_e(m)}</h4><div class='scroll'>{_sig_table(sig, m, lb)}</div>"
+                         for m in sig["tests"] if m != metric)
+        parts.append(f"<h3 style='margin-top:16px'>{_e(task)} task: best {_e(sig['best'])}, "
+                     f"{sig['n_users']} test users</h3><div class='scroll'>{_sig_table(sig, metric, lb)}</div>"
+                     f"<details><summary>Every other metric</summary>{others}</details>")
+    note = ("Unit: test user of the task, each user's metric averaged over the seeds. Holm corrects over the models "
+            "compared with the task's best, within the task. Both tests are two-sided.")
+    return (f"<section class='card' id='significance'><h2>Significance by task ({_e(metric)})</h2>"
+            f"<p class='note'>{note}</p>{''.join(parts)}</section>")
+
+
 def _all_metrics_table(result: Mapping[str, Any]) -> str:
     names = list(result["results"][result["best"]]["metrics"]["test"])
     head = "<tr><th class='l'>model</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
@@ -256,6 +352,25 @@ def _figure(plot: Plot) -> str:
             f"alt='{_e(plot.title)}'><figcaption>{_e(plot.caption)}</figcaption></figure></section>")
 
 
+def _sig_table(sig: Mapping[str, Any], m: str, leaderboard: Sequence[Mapping[str, Any]]) -> str:
+    """The significance table of metric ``m``: the best model against each other, in leaderboard order."""
+    rows = sig["tests"][m]
+    head = ("<tr><th class='l'>comparison</th><th>mean diff</th><th>wins / ties / losses</th>"
+            "<th>Wilcoxon W</th><th>p</th><th>p (Holm)</th><th>t</th><th>p</th><th>p (Holm)</th></tr>")
+    body = []
+    order = [r["model"] for r in leaderboard if r["model"] in rows]
+    for name in order:
+        r = rows[name]
+        w, t = r["wilcoxon"], r["ttest"]
+        cls = "sig" if w["p_holm"] <= sig.get("alpha", 0.05) else "ns"
+        body.append(
+            f"<tr><td class='l'>{_e(sig['best'])} vs {_e(name)}</td><td>{r['mean_diff']:+.4f}</td>"
+            f"<td>{r['wins']} / {r['ties']} / {r['losses']}</td><td>{_num(w['statistic'], 1)}</td>"
+            f"<td>{_p(w['p'])}</td><td class='{cls}'>{_p(w['p_holm'])}</td><td>{_num(t['statistic'], 3)}</td>"
+            f"<td>{_p(t['p'])}</td><td>{_p(t['p_holm'])}</td></tr>")
+    return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def _significance(result: Mapping[str, Any]) -> str:
     sig = result["significance"]
     metric = sig["metric"]
@@ -264,21 +379,7 @@ def _significance(result: Mapping[str, Any]) -> str:
                 "<p class='note'>Only one model: nothing to compare.</p></section>")
 
     def table(m: str) -> str:
-        rows = sig["tests"][m]
-        head = ("<tr><th class='l'>comparison</th><th>mean diff</th><th>wins / ties / losses</th>"
-                "<th>Wilcoxon W</th><th>p</th><th>p (Holm)</th><th>t</th><th>p</th><th>p (Holm)</th></tr>")
-        body = []
-        order = [r["model"] for r in result["leaderboard"] if r["model"] in rows]
-        for name in order:
-            r = rows[name]
-            w, t = r["wilcoxon"], r["ttest"]
-            cls = "sig" if w["p_holm"] <= sig.get("alpha", 0.05) else "ns"
-            body.append(
-                f"<tr><td class='l'>{_e(sig['best'])} vs {_e(name)}</td><td>{r['mean_diff']:+.4f}</td>"
-                f"<td>{r['wins']} / {r['ties']} / {r['losses']}</td><td>{_num(w['statistic'], 1)}</td>"
-                f"<td>{_p(w['p'])}</td><td class='{cls}'>{_p(w['p_holm'])}</td><td>{_num(t['statistic'], 3)}</td>"
-                f"<td>{_p(t['p'])}</td><td>{_p(t['p_holm'])}</td></tr>")
-        return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+        return _sig_table(sig, m, result["leaderboard"])
 
     others = [m for m in sig["tests"] if m != metric]
     more = "".join(f"<h3 style='margin-top:16px'>{_e(m)}</h3><div class='scroll'>{table(m)}</div>" for m in others)
@@ -294,8 +395,10 @@ def _tuning(result: Mapping[str, Any]) -> str:
     head = ("<tr><th class='l'>model</th><th class='l'>search</th><th>trials</th><th>best valid</th>"
             "<th>time</th><th class='l'>parameters used (split 1)</th></tr>")
     body = []
-    for row in result["leaderboard"]:
-        e = result["results"][row["model"]]
+    # A cold-start result has a leaderboard per task: list the models in their own order.
+    order = result["models"] if result.get("tasks") else [row["model"] for row in result["leaderboard"]]
+    for name in order:
+        e = result["results"][name]
         t = e["tuning"][0]
         how = "tuned" if t.get("tuned") else f"not tuned ({t.get('reason')})"
         if t.get("timed_out"):
@@ -305,12 +408,14 @@ def _tuning(result: Mapping[str, Any]) -> str:
         trials = sum(x.get("n_trials", 0) - x.get("n_time_boxed", 0) for x in e["tuning"])
         asked = sum(x.get("n_requested", result["trials"]) for x in e["tuning"] if x.get("tuned") or x.get("timed_out"))
         shown = f"{trials} of {asked}" if asked else str(trials)
-        body.append(f"<tr><td class='l'>{_e(row['model'])}</td><td class='l'>{_e(how)}</td><td>{shown}</td>"
+        body.append(f"<tr><td class='l'>{_e(name)}</td><td class='l'>{_e(how)}</td><td>{shown}</td>"
                     f"<td>{_num(t.get('best_value'))}</td><td>{_secs(e.get('tune_seconds')) if t.get('tuned') else '—'}</td>"
                     f"<td class='l'><code>{_e(params)}</code></td></tr>")
     note = (f"Each model was tuned on the validation split only, with the same budget ({result['trials']} trials"
             + (f", {result['timeout_per_model']:g} s" if result.get("timeout_per_model") else "")
-            + f") and seed {result['seeds'][0]}, maximising validation {_e(result['metric'])}. The chosen parameters "
+            + f") and seed {result['seeds'][0]}, maximising "
+            + (_e(result["objective"]) if result.get("objective") else f"validation {_e(result['metric'])}")
+            + ". The chosen parameters "
             "(and the epoch count early stopping picked) were then refit on the full training data once per seed.")
     return (f"<section class='card' id='tuning'><h2>Tuning</h2><p class='note'>{note}</p><div class='scroll'>"
             f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div></section>")
@@ -365,6 +470,7 @@ def render_html(result: Mapping[str, Any], plots: Sequence[Plot] | None = None) 
         still written, without figures and with a notice, when matplotlib is not installed).
     """
     warning = ""
+    cold = bool(result.get("tasks"))
     if plots is None:
         try:
             from gan4rec.report.plots import make_plots
@@ -378,12 +484,15 @@ def render_html(result: Mapping[str, Any], plots: Sequence[Plot] | None = None) 
     from gan4rec import __version__
 
     figures = "".join(_figure(p) for p in plots)
-    title = f"gan4rec · {result['best']} leads on {result['metric']}"
+    title = (f"gan4rec · cold-start comparison on {result['metric']}" if cold
+             else f"gan4rec · {result['best']} leads on {result['metric']}")
+    board, sig = (_task_leaderboard(result), _task_significance(result)) if cold else (
+        _leaderboard(result), _significance(result))
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"{_hero(result)}<main>{warning}{_leaderboard(result)}{figures}{_significance(result)}{_tuning(result)}"
+        f"{_hero(result)}<main>{warning}{board}{figures}{sig}{_tuning(result)}"
         f"{_reproduce(result)}<footer>Generated by gan4rec {_e(__version__)} · {_e(_when(result))}"
         "</footer></main></body></html>\n"
     )

@@ -30,6 +30,7 @@ __all__ = [
     "model_colors",
     "paired_outcomes",
     "popularity_bias",
+    "task_bars",
     "training_curves",
     "validation_curves",
 ]
@@ -547,6 +548,45 @@ def gan_curves(result: Mapping[str, Any]) -> Plot | None:
 
 
 #: The figures of a report, in page order.
+def task_bars(result: Mapping[str, Any]) -> Plot | None:
+    """A cold-start comparison: the protocol metric of each model in each task, with 95% CIs over users."""
+    metric, tasks, models = result["metric"], list(result["tasks"]), list(result["models"])
+    colors = model_colors(result)
+
+    def draw() -> Any:
+        fig, axes = _new_figure(3.6)
+        ax = axes[0, 0]
+        width = 0.8 / len(models)
+        for j, m in enumerate(models):
+            entry = result["results"][m]
+            for i, task in enumerate(tasks):
+                pos = i - 0.4 + width * (j + 0.5)
+                test = entry["metrics"]["test"][task]
+                if test is None:  # this model cannot rank the task
+                    ax.annotate("cannot", (pos, 0), xytext=(0, 3), textcoords="offset points", ha="center",
+                                va="bottom", rotation=90, fontsize=7.5, color=_MUTED)
+                    continue
+                mean = test[metric]
+                ci = (entry.get("user_ci95", {}).get(task) or {}).get(metric) or {}
+                err = [[mean - ci["low"]], [ci["high"] - mean]] if ci.get("low") is not None else None
+                ax.bar(pos, mean, width * 0.92, color=colors[m], yerr=err, capsize=2.5,
+                       error_kw={"elinewidth": 1.0, "ecolor": _INK}, label=m if i == 0 else None)
+                ax.annotate(f"{mean:.3f}", (pos, mean + (err[1][0] if err else 0.0)), xytext=(0, 3),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=7.5, color=_INK)
+        ax.set_xticks(np.arange(len(tasks), dtype=np.float64), [f"{t} task" for t in tasks])
+        ax.set_ylabel(f"{metric} (test)")
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(len(models), 6))
+        ax.margins(y=0.15)
+        return fig
+
+    caption = (f"Test {metric} of each model in the warm, cold and overall tasks (mean over runs). Whiskers: 95% "
+               "confidence interval of the mean over the task's test users (each user's value averaged over seeds). "
+               "\"cannot\": the model cannot score cold items.")
+    return _render("task-bars", f"{metric} by task", caption, draw)
+
+
 _FIGURES: tuple[Callable[[Mapping[str, Any]], Plot | None], ...] = (
     metric_bars, paired_outcomes, popularity_bias, validation_curves, gan_curves, training_curves, cost,
 )
@@ -555,7 +595,8 @@ _FIGURES: tuple[Callable[[Mapping[str, Any]], Plot | None], ...] = (
 def make_plots(result: Mapping[str, Any]) -> list[Plot]:
     """Every figure that the result has data for, in page order."""
     out = []
-    for fn in _FIGURES:
+    # A cold-start result has three tasks; the other figures read one flat metric per model.
+    for fn in (task_bars,) if result.get("tasks") else _FIGURES:
         plot = fn(result)
         if plot is not None:
             out.append(plot)
