@@ -15,7 +15,8 @@ id ``j`` of the map), ready to become ``Interactions.item_features`` / ``user_fe
 
 Bad input raises a one-line :class:`~gan4rec.errors.DataError` naming ``file:line`` (``file:row N`` for
 parquet). An id that is not in the given map is an error unless ``on_unknown="drop"``, which drops the row,
-logs the count and reports it in :attr:`FeatureTable.n_dropped`.
+logs the count and reports it in :attr:`FeatureTable.n_dropped` (a file whose ids are ALL unknown is
+still an error: its ids are not the map's).
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def _index(
             f"{locator.where(int(df['_key'][j]))}: unknown {col} id {df[col][j]!r} (not in the map); "
             "pass on_unknown='drop' to drop such rows"
         )
+    if n and n == len(df):  # "drop" would leave nothing: the ids are not the map's at all
+        raise DataError(f"{locator.where(int(df['_key'][0]))}: unknown {col} id {df[col][0]!r}, and so are all "
+                        f"{n} rows' ids: none is in the map (the ids must be the data's raw {col} ids)")
     if n:
         logger.warning("%s: dropped %d row(s) whose %s id is not in the map", locator.path, n, col)
         keep = ~unknown
@@ -292,7 +296,10 @@ def read_text_table(
     texts = [""] * len(idmap)
     for r, t in zip(rows.tolist(), df[text_column].to_list(), strict=True):
         texts[r] = t
-    matrix, vocab = tfidf(texts, max_features=max_features, min_df=min_df)
+    try:
+        matrix, vocab = tfidf(texts, max_features=max_features, min_df=min_df)
+    except DataError as e:
+        raise DataError(f"{p}: {e}") from None
     return FeatureTable(matrix, vocab, dropped)
 
 
