@@ -88,13 +88,18 @@ def add_parsers(sub: Any) -> None:
                          "0: no cap)")
     sv.set_defaults(func=_cmd_serve)
 
-    ex = sub.add_parser("explain", help="which of a user's history items drove a model's score of an item")
+    ex = sub.add_parser("explain", help="which of a user's history items (or, for a cold item of a hybrid, which "
+                                        "of its content features) drove a model's score of an item")
     ex.add_argument("model_dir", metavar="MODEL_DIR")
     ex.add_argument("--user", required=True, help="raw user id")
     ex.add_argument("--item", required=True, help="raw item id")
     ex.add_argument("--top", type=positive_int, default=10, help="history items to show (default 10)")
     ex.add_argument("--items-file", metavar="FILE", help="item titles (as for serve)")
     ex.add_argument("--json", action="store_true", help="print JSON")
+    ex.add_argument("--content", action="store_true",
+                    help="explain by the item's content features (cold-start hybrids; the default for a cold item)")
+    ex.epilog = ("A cold-start hybrid's cold item (no training interaction) is explained by its content features: "
+                 "exact contributions for content-knn and ridge-map, occlusion for the others (gan4rec.explain_cold).")
     ex.set_defaults(func=_cmd_explain)
 
 
@@ -166,7 +171,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from gan4rec.explain import explain
+    from gan4rec.explain import UnsupportedError, explain
     from gan4rec.serve.state import lookup_id, read_item_titles
 
     if args.items_file and not Path(args.items_file).is_file():
@@ -178,7 +183,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if item < 0:
         raise DataError(f"--item {args.item!r}: unknown item; the model was not trained on it")
     titles = read_item_titles(args.items_file, model.item_map_) if args.items_file else None
-    e = explain(model, item, user=user, top=args.top)
+    cold = getattr(model, "cold_start", False) and not bool(model.warm_[item])
+    if args.content or cold:
+        return _explain_content(args, model, user, item, titles)
+    try:
+        e = explain(model, item, user=user, top=args.top)
+    except UnsupportedError:
+        if not getattr(model, "cold_start", False):
+            raise
+        return _explain_content(args, model, user, item, titles)  # a hybrid's warm item: its content score
     raw_items = model.item_map_.to_raw(e.items).tolist()
     rows = [{"item": r, "weight": w, "title": None if titles is None else titles[i]}
             for r, w, i in zip(raw_items, e.weights.tolist(), e.items.tolist())]
@@ -200,4 +213,37 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for rank, row in enumerate(rows, 1):
         title = f"  {row['title']}" if row["title"] else ""
         print(f"{rank:>4}  {row['item']!s:>10}  {row['weight']:>12.6g}{title}")
+    return 0
+
+
+def _explain_content(args: argparse.Namespace, model: Any, user: int, item: int, titles: Any) -> int:
+    """Print which content features drove a hybrid's score of an item (:func:`gan4rec.explain_cold.explain_cold`)."""
+    from gan4rec.explain_cold import explain_cold
+
+    e = explain_cold(model, user, item=item, top=args.top)
+    rows = [{"feature": f, "value": v, "contribution": c}
+            for f, v, c in zip(e.features, e.values.tolist(), e.contributions.tolist(), strict=True)]
+    out = {"model": model.name, "user": model.user_map_.to_raw([user]).tolist()[0],
+           "item": model.item_map_.to_raw([item]).tolist()[0], "title": None if titles is None else titles[item],
+           "explains": "content", "cold": not bool(model.warm_[item]), "score": e.score, "method": e.method,
+           "total": e.total, "rest": e.rest, "baseline": e.baseline, "n_features": e.n_nonzero,
+           "contributions": rows, "warnings": list(e.warnings)}
+    if args.json:
+        print(json.dumps(out, indent=2, default=json_default))
+        return 0
+    name = f"{out['item']}" + (f" ({out['title']})" if out["title"] else "")
+    print(f"{model.name}: {'cold ' if out['cold'] else ''}item {name} scores {e.score:.6g} for user {out['user']} "
+          f"(method: {e.method}; {e.n_nonzero} content features)")
+    if e.rest is not None:
+        print(f"sum of all feature contributions: {e.total:.6g} (the score minus {e.rest:.6g}, which does not "
+              "depend on the content)")
+    if e.baseline is not None:
+        print(f"score with no content at all: {e.baseline:.6g}; each contribution is the drop in score without "
+              "that feature")
+    for w in e.warnings:
+        print(f"note: {w}")
+    width = max([len("feature"), *(len(r["feature"]) for r in rows)])
+    print(f"{'rank':>4}  {'feature':<{width}}  {'value':>10}  {'contribution':>12}")
+    for rank, row in enumerate(rows, 1):
+        print(f"{rank:>4}  {row['feature']:<{width}}  {row['value']:>10.4g}  {row['contribution']:>12.6g}")
     return 0
