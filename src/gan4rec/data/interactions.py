@@ -311,6 +311,8 @@ class Interactions:
         duplicates: Duplicates = "last",
         user_features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Any] | None = None,
+        user_feature_columns: Mapping[str, Any] | None = None,
+        item_feature_columns: Mapping[str, Any] | None = None,
     ) -> Interactions:
         """Build from raw-id arrays.
 
@@ -328,6 +330,8 @@ class Interactions:
             default) counts every interaction as positive.
         duplicates
             Policy for repeated (user, item) pairs; see :meth:`from_indices`.
+        user_features, item_features, user_feature_columns, item_feature_columns
+            Side features and the names of their columns (module docstring).
         """
         users = np.asarray(users)
         items = np.asarray(items)
@@ -355,6 +359,7 @@ class Interactions:
         return cls.from_indices(
             u_idx, i_idx, user_map, item_map, ratings=r, timestamps=t, duplicates=duplicates,
             user_features=user_features, item_features=item_features,
+            user_feature_columns=user_feature_columns, item_feature_columns=item_feature_columns,
         )
 
     @staticmethod
