@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 from gan4rec.cli import main
-from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.io import attach_item_features, read_feature_columns, read_features, write_features
 from gan4rec.data.split import make_split
