@@ -131,7 +131,7 @@ def test_attach_item_features_joins_by_id(tmp_path: Path, caplog: pytest.LogCapt
     assert out.item_feature_columns["tags"].tolist() == ["big", "red"]
     np.testing.assert_array_equal(out.item_features["tags"].toarray(), [[1, 1], [0, 0], [0, 1]])  # a, b, c
     assert "1 of the data's 3 items have no row" in caplog.text
-    with pytest.raises(DataError, match="tags.parquet: item feature 'tags' is already in the data"):
+    with pytest.raises(DataError, match="tags.parquet: the data already has an item feature 'tags'; rename the file"):
         attach_item_features(out, table)
     with pytest.raises(DataError, match="apply to a text column"):
         attach_item_features(data, table, max_features=3)

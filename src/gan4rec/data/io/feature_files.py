@@ -95,10 +95,11 @@ def attach_item_features(
     if items_without:
         logger.warning("%s: %d of the data's %d items have no row; their %s features are zeros", p,
                        items_without, data.n_items, name)
-    try:
-        out = data.with_features("item", {name: table.matrix}, {name: table.names})
-    except DataError as e:
-        raise DataError(f"{p}: {e}") from None
+    if name in data.item_features:
+        after = "the file" if text_column is None else "the text column"
+        raise DataError(f"{p}: the data already has an item feature {name!r}; rename {after} (the feature is "
+                        "named after it)")
+    out = data.with_features("item", {name: table.matrix}, {name: table.names})
     record = {"file": str(p), "feature": name, "columns": int(table.matrix.shape[1]),
               "rows_dropped": int(table.n_dropped), "items_without": items_without}
     return out, record

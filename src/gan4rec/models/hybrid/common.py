@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -315,7 +316,7 @@ class HybridRecommender(Recommender):
         out.update({f"hybrid.{k}": v for k, v in self._hybrid_state().items()})
         return out
 
-    def save(self, path: Any, *, extra: dict[str, Any] | None = None) -> Any:
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         """:meth:`Recommender.save`, with ``feature_names_`` in the metadata (``feature_names``)."""
         self._check_fitted()
         return super().save(path, extra={**(extra or {}), "feature_names": list(self.feature_names_)})
