@@ -111,6 +111,8 @@ def test_models_without_content_say_so(data: Interactions) -> None:
         explain_cold(model, 0)
     with pytest.raises(Exception, match="expected one row of 3 columns"):
         explain_cold(model, 0, features=np.ones(4))
+    empty = explain_cold(model, 0, features=np.zeros(3))
+    assert empty.n_nonzero == 0 and empty.features == [] and "no content" in empty.warnings[0]
 
 
 def test_a_warm_item_is_explained_by_its_content_with_a_warning(data: Interactions) -> None:

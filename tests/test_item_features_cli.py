@@ -158,3 +158,20 @@ def test_column_names_survive_subset_filter_split_add_items_and_saving(tmp_path:
                                  item_feature_columns={"flags": names[:2]})
     with pytest.raises(DataError, match="not a item feature|which is not a item feature"):
         Interactions.from_arrays(users, items, item_feature_columns={"nosuch": names})
+
+
+def test_citeulike_reader_names_words_and_tags(tmp_path: Path) -> None:
+    from gan4rec.data.io import read_citeulike
+
+    (tmp_path / "users.dat").write_text("2 0 2\n1 1\n")
+    (tmp_path / "mult.dat").write_text("2 0:1 1:2\n1 2:3\n0\n")
+    (tmp_path / "vocabulary.dat").write_text("alpha\nbeta\ngamma\ndelta\n")
+    (tmp_path / "tag-item.dat").write_text("2 0 1\n1 2\n")
+    inter = read_citeulike(tmp_path)
+    assert inter.item_feature_columns["text"].tolist() == ["alpha", "beta", "gamma", "delta"]
+    assert "tags" not in inter.item_feature_columns  # no tags.dat: no names
+    (tmp_path / "tags.dat").write_text("neural\nvision")  # no final newline, as CiteULike-t ships it
+    assert read_citeulike(tmp_path).item_feature_columns["tags"].tolist() == ["neural", "vision"]
+    (tmp_path / "tags.dat").write_text("neural\n")
+    with pytest.raises(DataError, match=r"tags\.dat: 1 lines, expected 2 \(one name per column\)"):
+        read_citeulike(tmp_path)

@@ -187,6 +187,11 @@ def explain_cold(
                             "(the item's neighbours tie)")
     else:
         contrib, baseline = _occlusion(m, u, row)
+    if not len(cols):
+        warnings.append("the item has no content (every feature is 0), so no feature drives its score")
+    elif not np.any(contrib):
+        warnings.append("every contribution is 0: for this user the score does not depend on this item's content"
+                        + (" (none of its neighbours is in the user's history)" if m.name == "content-knn" else ""))
     order = np.lexsort((cols, -np.abs(contrib)))[: int(top)]
     labels = _labels(m)
     return ContentExplanation(
