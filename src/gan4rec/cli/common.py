@@ -262,7 +262,7 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
         data_kw["columns"] = cols
     feature_flags = {"item_features": "--item-features", "item_features_text": "--item-features-text",
                      "max_features": "--max-features", "min_df": "--min-df"}
-    for key, flag in feature_flags.items():
+    for key in feature_flags:
         if getattr(args, key, None) is not None:
             data_kw[key] = getattr(args, key)
     for key, flag in list(feature_flags.items())[1:]:

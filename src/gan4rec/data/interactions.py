@@ -126,14 +126,14 @@ def _check_columns(
             raise DataError(f"{what} feature columns name feature {name!r}, which is not a {what} feature "
                             f"({', '.join(sorted(feats)) or 'none'})")
         arr = np.asarray(values)
-        if arr.ndim != 1 or arr.dtype.kind not in "UO" or not all(isinstance(v, str) for v in arr.tolist()):
+        if arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.tolist())):
+            arr = np.asarray(arr.tolist(), dtype=str).reshape(-1)
+        if arr.ndim != 1 or arr.dtype.kind != "U":
             raise DataError(f"{what} feature columns of {name!r}: expected a 1-D array of strings")
         if len(arr) != _n_columns(feats[name]):
             raise DataError(f"{what} feature {name!r} has {_n_columns(feats[name])} columns but {len(arr)} "
                             "column names")
-        if not (_frozen(arr) and arr.dtype.kind == "U"):
-            arr = _readonly(np.asarray(arr.tolist(), dtype=str).reshape(-1))  # type: ignore[assignment]
-        out[str(name)] = arr
+        out[str(name)] = arr if _frozen(arr) else _readonly(arr.copy())  # type: ignore[assignment]
     return out
 
 
