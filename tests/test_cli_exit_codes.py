@@ -134,6 +134,7 @@ CASES = [
     ("info {absent}", 66, "no such model artifact"),
     ("recommend {model} --users {tmp}/absent.txt --out {tmp}/r.csv", 66, "no such users file"),
     ("explain {model} --user 1 --item 1 --items-file {tmp}/absent.csv", 66, "no such items file"),
+    ("explain {model} --user 1 --item 1 --new-item-features {tmp}/absent.csv", 66, "no such features file"),
     ("evaluate {moved}", 66, "pass --data FILE"),
     ("train --data {data} --item-features {tmp}/absent-features.csv", 66, "absent-features.csv"),
 ]

@@ -161,6 +161,31 @@ def test_cli_explains_a_cold_item_by_its_features(data: Interactions, tmp_path: 
     assert "note: item 3 is warm" in capsys.readouterr().out
 
 
+def test_cli_explains_a_new_item_from_a_features_file(data: Interactions, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    model = create("content-knn", {"k": 50}).fit(data)
+    model.save(tmp_path / "m")
+    feats = tmp_path / "new.csv"
+    feats.write_text("item,feature,value\n900,genres=Action,1\n900,genres=Drama,1\n901,genres=Comedy,1\n")
+    assert main(["-q", "explain", str(tmp_path / "m"), "--user", "12", "--item", "900", "--new-item-features",
+                 str(feats), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    same = explain_cold(model, 12, features=np.array([1.0, 1.0, 0.0]))
+    assert out["new"] and out["item"] == "900" and out["score"] == pytest.approx(same.score)
+    assert [r["feature"] for r in out["contributions"]] == same.features == ["genres=Drama", "genres=Action"]
+    cases = [(["--item", "902"], 65, "no feature row for item '902'"),
+             (["--item", "3"], 2, "is an item of the model"),
+             (["--item", "900", "--user", "999"], 65, "unknown user")]
+    for extra, code, phrase in cases:
+        argv = ["-q", "explain", str(tmp_path / "m"), "--user", "12", "--new-item-features", str(feats), *extra]
+        assert main(argv) == code
+        assert phrase in capsys.readouterr().err
+    feats.write_text("item,feature\n900,genres=Horror\n")
+    assert main(["-q", "explain", str(tmp_path / "m"), "--user", "12", "--item", "900",
+                 "--new-item-features", str(feats)]) == 65
+    assert "feature 'genres=Horror' is not a content column of the model" in capsys.readouterr().err
+
+
 def test_cli_model_without_content(data: Interactions, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bare = Interactions(data.indptr, data.indices, data.user_map, data.item_map)
     create("content-knn", {}).fit(bare).save(tmp_path / "bare")

@@ -16,7 +16,7 @@ id ``j`` of the map), ready to become ``Interactions.item_features`` / ``user_fe
 Bad input raises a one-line :class:`~gan4rec.errors.DataError` naming ``file:line`` (``file:row N`` for
 parquet). An id that is not in the given map is an error unless ``on_unknown="drop"``, which drops the row,
 logs the count and reports it in :attr:`FeatureTable.n_dropped` (a file whose ids are ALL unknown is
-still an error: its ids are not the map's).
+still an error: its ids are not the map's); ``on_unknown="ignore"`` drops such rows silently.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OnUnknown = Literal["error", "drop"]
+OnUnknown = Literal["error", "drop", "ignore"]
 
 #: The CiteULike-t files :func:`read_citeulike` reads: interactions, text, tags, citations.
 CITEULIKE_FILES = ("users.dat", "mult.dat", "tag-item.dat", "citations.dat")
@@ -131,8 +131,8 @@ def _index(
     df: pl.DataFrame, col: str, idmap: IdMap, locator: Locator, on_unknown: OnUnknown
 ) -> tuple[pl.DataFrame, np.ndarray, int]:
     """Rows whose ``col`` id is in ``idmap``, and their indices; an unknown id raises or is dropped."""
-    if on_unknown not in ("error", "drop"):
-        raise DataError(f"on_unknown={on_unknown!r}; expected 'error' or 'drop'")
+    if on_unknown not in ("error", "drop", "ignore"):
+        raise DataError(f"on_unknown={on_unknown!r}; expected 'error', 'drop' or 'ignore'")
     _, [idx] = encode_ids([df[col]], idmap)
     unknown = idx < 0
     n = int(np.count_nonzero(unknown))
@@ -142,11 +142,12 @@ def _index(
             f"{locator.where(int(df['_key'][j]))}: unknown {col} id {df[col][j]!r} (not in the map); "
             "pass on_unknown='drop' to drop such rows"
         )
-    if n and n == len(df):  # "drop" would leave nothing: the ids are not the map's at all
+    if n and n == len(df) and on_unknown == "drop":  # nothing left: the ids are not the map's at all
         raise DataError(f"{locator.where(int(df['_key'][0]))}: unknown {col} id {df[col][0]!r}, and so are all "
                         f"{n} rows' ids: none is in the map (the ids must be the data's raw {col} ids)")
     if n:
-        logger.warning("%s: dropped %d row(s) whose %s id is not in the map", locator.path, n, col)
+        if on_unknown == "drop":
+            logger.warning("%s: dropped %d row(s) whose %s id is not in the map", locator.path, n, col)
         keep = ~unknown
         return df.filter(pl.Series(keep)), idx[keep], n
     return df, idx, 0
@@ -195,7 +196,7 @@ def read_feature_table(
         pairs are summed (counts of a tag, of a word).
     on_unknown
         ``"error"`` (default) on an id outside ``idmap``, naming ``file:line``; ``"drop"`` drops the row and
-        counts it.
+        counts it (with a warning); ``"ignore"`` too, silently (a file of many items read for a few).
     """
     p = Path(path)
     df, loc = _table(p, [id_column, feature_column], [value_column] if value_column else [], sep)
