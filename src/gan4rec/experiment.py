@@ -221,7 +221,8 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
       search space (:func:`gan4rec.tuning.suggest` reads them).
     - ``wide``: search ``search_space_wide`` for the models that declare one.
     - ``[data]``: the :class:`~gan4rec.experiment.DataSpec` fields (``dataset``, ``train``, ``test``,
-      ``format``...). Paths are relative to the current working directory.
+      ``format``..., ``item_features`` with ``item_features_text``, ``max_features``, ``min_df``). Paths are
+      relative to the current working directory.
     - ``[protocol]``: the :class:`~gan4rec.experiment.Protocol` fields (``split``, ``valid_frac``, ``ks``,
       ``metric``...).
 
