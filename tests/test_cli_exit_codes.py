@@ -106,6 +106,10 @@ CASES = [
     ("compare --models toppop --metric NDCG@0", 2, "--metric must look like NDCG@20"),
     ("evaluate {model} --device gpu", 2, "--device"),
     ("evaluate {bare}", 2, "records no data source"),
+    ("train --item-features-text abstract", 2, "--item-features-text needs --item-features FILE"),
+    ("train --item-features {data} --max-features 5", 2, "--max-features applies to a text column"),
+    ("train --max-features 0", 2, "--max-features"),
+    ("train --min-df 1.5", 2, "--min-df must be a document count >= 1 or a share in (0, 1)"),
     # 65: bad data or a bad artifact
     ("train --data {badrow}", 65, "badrow.csv:3"),
     ("train --config {badparams}", 65, "badparams.toml: [params]: model 'ease' has no parameter 'lamda'"),
@@ -117,6 +121,14 @@ CASES = [
     ("explain {model} --user 99999 --item 1", 65, "unknown user"),
     ("recommend {model} --users {badusers} --out {tmp}/r.csv", 65, "badusers.txt:1: unknown user"),
     ("evaluate {model} --data {data} --split-seed 7", 65, "do not reproduce the split"),
+    ("train --data {data} --item-features {badfeatunknown}", 65, "badfeatunknown.csv:2: unknown item id 'x'"),
+    ("train --data {data} --item-features {badfeatvalue}", 65, "badfeatvalue.csv:3: value 'many' is not a finite"),
+    ("train --data {data} --item-features {badfeattext} --item-features-text abstract", 65,
+     "badfeattext.csv:3: the abstract is empty"),
+    ("train --data {data} --item-features {badfeattwice} --item-features-text abstract", 65,
+     "badfeattwice.csv:3: item '1' has a second text"),
+    ("train --data {data} --item-features {badfeattext} --item-features-text nosuch", 65, "no column 'nosuch'"),
+    ("train --config {badfeatcfg}", 65, "data.max_features = 0"),
     # 66: missing input
     ("train --data {tmp}/absent.csv", 66, "absent.csv"),
     ("train --config {tmp}/absent.toml", 66, "absent.toml"),
@@ -126,7 +138,9 @@ CASES = [
     ("explain {model} --user 1 --item 1 --items-file {tmp}/absent.csv", 66, "no such items file"),
     ("recommend {model} --new-items {tmp}/absent.csv --out {tmp}/r.csv", 66, "no such new-items file"),
     ("serve {model} --new-items {tmp}/absent.csv", 66, "no such new-items file"),
+    ("explain {model} --user 1 --item 1 --new-item-features {tmp}/absent.csv", 66, "no such features file"),
     ("evaluate {moved}", 66, "pass --data FILE"),
+    ("train --data {data} --item-features {tmp}/absent-features.csv", 66, "absent-features.csv"),
 ]
 
 
@@ -141,6 +155,12 @@ def files(saved: dict[str, Path]) -> dict[str, str]:
     (root / "badproto.toml").write_text('model = "toppop"\n[protocol]\nvalid_fraction = 0.1\n')
     (root / "badusers.txt").write_text("no-such-user\n")
     (root / "badnewitems.csv").write_text("item,feature\n9999,0\n")
+    (root / "badfeatunknown.csv").write_text("item,feature\nx,a\ny,b\n")
+    (root / "badfeatvalue.csv").write_text("item,feature,value\n1,a,1\n2,b,many\n")
+    (root / "badfeattext.csv").write_text("item,abstract\n1,some words\n2,\n")
+    (root / "badfeattwice.csv").write_text("item,abstract\n1,some words\n1,other words\n")
+    (root / "badfeatcfg.toml").write_text('model = "toppop"\n[data]\nitem_features = "f.csv"\n'
+                                          'item_features_text = "t"\nmax_features = 0\n')
     corrupt = _copy_model(saved["model"], root / "corrupt")
     (_version(corrupt) / "tensors.safetensors").write_bytes(b"\0" * 64)
     bare = _copy_model(saved["model"], root / "bare")

@@ -100,7 +100,7 @@ def _write_csv(path: Path, rows: list[tuple[Any, str, float]]) -> None:
 
 # ------------------------------------------------------------------------------------------------ POST /items
 def test_posted_item_is_ranked_from_its_features(knn: TestClient, store: dict[str, Any]) -> None:
-    r = knn.post("/items", json={"items": [{"id": NEW, "features": {"2": 1.0}}]}, headers=H)
+    r = knn.post("/items", json={"items": [{"id": NEW, "features": {"genre=2": 1.0}}]}, headers=H)
     assert r.status_code == 201, r.text
     assert r.json()["items"] == [NEW] and r.json()["new_items"] == 1
     model = store["model"]
@@ -128,7 +128,7 @@ def test_posted_item_is_ranked_from_its_features(knn: TestClient, store: dict[st
 
 
 def test_exclusions_candidates_and_other_routes(knn: TestClient) -> None:
-    assert knn.post("/items", json={"items": [{"id": "9999", "features": {"2": 1.0}}]}, headers=H).status_code == 201
+    assert knn.post("/items", json={"items": [{"id": "9999", "features": {"genre=2": 1.0}}]}, headers=H).status_code == 201
     u = _genre_users(2)[0]
     assert NEW not in _ids(_rec(knn, u, exclude=str(NEW)))
     assert _ids(_rec(knn, u, candidates=f"{NEW},100")) == [NEW, 100]
@@ -143,14 +143,14 @@ def test_exclusions_candidates_and_other_routes(knn: TestClient) -> None:
 
 
 def test_delete_and_conflicts(knn: TestClient) -> None:
-    item = {"id": NEW, "features": {"1": 2.0}}
+    item = {"id": NEW, "features": {"genre=1": 2.0}}
     assert knn.post("/items", json={"items": [item]}, headers=H).status_code == 201
     again = knn.post("/items", json={"items": [item]}, headers=H)
     assert again.status_code == 409 and "already a new item" in again.json()["detail"]
-    catalog = knn.post("/items", json={"items": [{"id": 100, "features": {"1": 1.0}}]}, headers=H)
+    catalog = knn.post("/items", json={"items": [{"id": 100, "features": {"genre=1": 1.0}}]}, headers=H)
     assert catalog.status_code == 409 and "items[0]" in catalog.json()["detail"]
     assert "catalog" in catalog.json()["detail"]
-    twice = knn.post("/items", json={"items": [{"id": 5, "features": {"1": 1}}, {"id": "5", "features": {"0": 1}}]},
+    twice = knn.post("/items", json={"items": [{"id": 5, "features": {"genre=1": 1}}, {"id": "5", "features": {"genre=0": 1}}]},
                      headers=H)
     assert twice.status_code == 409 and "items[1]" in twice.json()["detail"]
     r = knn.delete(f"/items/{NEW}", headers=H)
@@ -162,12 +162,12 @@ def test_delete_and_conflicts(knn: TestClient) -> None:
 @pytest.mark.parametrize(("body", "status", "phrase"), [
     ({"items": [{"id": 1, "features": {"nosuch": 1.0}}]}, 409, "items[0]: features: unknown column 'nosuch'"),
     ({"items": [{"id": 1, "features": {}}]}, 422, "items.0.features"),
-    ({"items": [{"id": 1, "features": {"0": True}}]}, 422, "items.0.features.0"),
-    ({"items": [{"id": 1, "features": {"0": "1"}}]}, 422, "items.0.features.0"),
-    ({"items": [{"id": "x", "features": {"0": 1}}]}, 409, "items[0]: id 'x' is not an integer"),
+    ({"items": [{"id": 1, "features": {"genre=0": True}}]}, 422, "items.0.features.genre=0"),
+    ({"items": [{"id": 1, "features": {"genre=0": "1"}}]}, 422, "items.0.features.genre=0"),
+    ({"items": [{"id": "x", "features": {"genre=0": 1}}]}, 409, "items[0]: id 'x' is not an integer"),
     ({"items": []}, 422, "items"),
     ({"items": [{"id": 1}]}, 422, "items.0.features"),
-    ({"items": [{"id": 1, "features": {"0": 1}, "extra": 2}]}, 422, "items.0.extra"),
+    ({"items": [{"id": 1, "features": {"genre=0": 1}, "extra": 2}]}, 422, "items.0.extra"),
 ])
 def test_bad_items_get_one_line_errors(knn: TestClient, body: Any, status: int, phrase: str) -> None:
     r = knn.post("/items", json=body, headers=H)
@@ -180,11 +180,11 @@ def test_non_finite_values_are_refused(knn: TestClient) -> None:
     for token in ("NaN", "Infinity", "-Infinity"):
         r = knn.post("/items", content=f'{{"items": [{{"id": 1, "features": {{"0": {token}}}}}]}}',
                      headers={**H, "content-type": "application/json"})
-        assert r.status_code == 422 and "items.0.features.0" in r.json()["detail"], r.text
+        assert r.status_code == 422 and "items.0.features.genre=0" in r.json()["detail"], r.text
 
 
 def test_writes_need_a_key(store: dict[str, Any], knn: TestClient) -> None:
-    item = {"items": [{"id": NEW, "features": {"0": 1}}]}
+    item = {"items": [{"id": NEW, "features": {"genre=0": 1}}]}
     assert knn.post("/items", json=item).status_code == 401
     assert knn.delete(f"/items/{NEW}").status_code == 401
     with TestClient(create_app(store["knn"])) as open_server:  # no keys: writes are disabled
@@ -192,7 +192,7 @@ def test_writes_need_a_key(store: dict[str, Any], knn: TestClient) -> None:
 
 
 def test_a_model_reload_keeps_posted_items(knn: TestClient) -> None:
-    assert knn.post("/items", json={"items": [{"id": NEW, "features": {"3": 1}}]}, headers=H).status_code == 201
+    assert knn.post("/items", json={"items": [{"id": NEW, "features": {"genre=3": 1}}]}, headers=H).status_code == 201
     r = knn.post("/admin/reload", headers=H)
     assert r.status_code == 200, r.text
     assert NEW in _ids(_rec(knn, _genre_users(3)[0]))
@@ -201,21 +201,21 @@ def test_a_model_reload_keeps_posted_items(knn: TestClient) -> None:
 def test_several_workers_refuse_posts(store: dict[str, Any], tmp_path: Path) -> None:
     app = create_app(store["knn"], api_key=KEY, reload_signal=tmp_path / "signal", handle_sighup=False)
     with TestClient(app) as c:
-        r = c.post("/items", json={"items": [{"id": NEW, "features": {"0": 1}}]}, headers=H)
+        r = c.post("/items", json={"items": [{"id": NEW, "features": {"genre=0": 1}}]}, headers=H)
         assert r.status_code == 409 and "--new-items" in r.json()["detail"]
 
 
 # ------------------------------------------------------------------------------------------------ EASE refuses
 def test_ease_refuses_new_items(store: dict[str, Any], tmp_path: Path) -> None:
     with TestClient(create_app(store["ease"], api_key=KEY)) as c:
-        r = c.post("/items", json={"items": [{"id": NEW, "features": {"0": 1.0}}]}, headers=H)
+        r = c.post("/items", json={"items": [{"id": NEW, "features": {"genre=0": 1.0}}]}, headers=H)
         assert r.status_code == 409 and "'ease'" in r.json()["detail"] and "\n" not in r.json()["detail"]
         assert c.get("/info", headers=H).json()["new_items_reason"].startswith("model 'ease' cannot")
         for u in range(N_GENRES * USERS_PER):
             assert NEW not in _ids(_rec(c, u, k=1000))
         assert NEW not in _ids(_rec(c, 12345, k=1000))  # the popularity fallback
     path = tmp_path / "new.csv"
-    _write_csv(path, [(NEW, "0", 1.0)])
+    _write_csv(path, [(NEW, "genre=0", 1.0)])
     with pytest.raises(NewItemsUnsupportedError, match="'ease'"):
         create_app(store["ease"], new_items_file=path)
 
@@ -223,12 +223,12 @@ def test_ease_refuses_new_items(store: dict[str, Any], tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ the file
 def test_new_items_file_is_reloaded_when_it_changes(store: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "new.csv"
-    _write_csv(path, [(NEW, "2", 1.0), (NEW + 1, "0", 0.5), (NEW + 1, "0", 0.5)])
+    _write_csv(path, [(NEW, "genre=2", 1.0), (NEW + 1, "genre=0", 0.5), (NEW + 1, "genre=0", 0.5)])
     with TestClient(create_app(store["knn"], api_key=KEY, new_items_file=path)) as c:
         assert NEW in _ids(_rec(c, _genre_users(2)[0]))
         assert NEW + 1 in _ids(_rec(c, _genre_users(0)[0]))
         assert c.delete(f"/items/{NEW}", headers=H).status_code == 409  # edit the file instead
-        _write_csv(path, [(NEW + 2, "3", 1.0)])
+        _write_csv(path, [(NEW + 2, "genre=3", 1.0)])
         deadline = time.monotonic() + 30
         while NEW + 2 not in _ids(_rec(c, _genre_users(3)[0])) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -243,21 +243,21 @@ def test_new_items_file_is_reloaded_when_it_changes(store: dict[str, Any], tmp_p
         assert NEW + 2 in _ids(_rec(c, _genre_users(3)[0]))
         # A model reload re-reads the file too, and refuses the reload while the file is bad.
         assert c.post("/admin/reload", headers=H).status_code == 409
-        _write_csv(path, [(NEW + 4, "1", 1.0)])
+        _write_csv(path, [(NEW + 4, "genre=1", 1.0)])
         assert c.post("/admin/reload", headers=H).status_code == 200
         assert NEW + 4 in _ids(_rec(c, _genre_users(1)[0]))
 
 
 def test_read_new_items_file(tmp_path: Path, store: dict[str, Any]) -> None:
     model = store["model"]
-    assert feature_columns(model) == ("0", "1", "2", "3")
+    assert feature_columns(model) == ("genre=0", "genre=1", "genre=2", "genre=3")
     good = tmp_path / "good.csv"
     good.write_text("item,feature\nn1,0\nn1,0\nn2,3\n")
     defs = read_new_items_file(good)
     assert [(d.id, dict(d.features)) for d in defs] == [("n1", {"0": 2.0}), ("n2", {"3": 1.0})]
     pl = pytest.importorskip("polars")
     pq = tmp_path / "good.parquet"
-    pl.DataFrame({"item": [7, 7], "feature": ["1", "2"], "value": [0.5, 1.5]}).write_parquet(pq)
+    pl.DataFrame({"item": [7, 7], "feature": ["genre=1", "genre=2"], "value": [0.5, 1.5]}).write_parquet(pq)
     items = encode_new_items(model, read_new_items_file(pq))
     assert items.item_map is not None and items.item_map.ids.tolist() == [7]
     np.testing.assert_array_equal(items.features.toarray(), [[0, 0.5, 1.5, 0]])
@@ -274,7 +274,7 @@ def test_read_new_items_file(tmp_path: Path, store: dict[str, Any]) -> None:
             read_new_items_file(bad)
         assert phrase in str(e.value)
     bad = tmp_path / "bad.csv"
-    bad.write_text("item,feature,value\n9999,0,1\n100,0,1\n")
+    bad.write_text("item,feature,value\n9999,genre=0,1\n100,genre=0,1\n")
     with pytest.raises(NewItemConflictError, match="bad.csv:3: id 100 is already an item of the model's catalog"):
         encode_new_items(model, read_new_items_file(bad))
     with pytest.raises(MissingInputError, match="no such new-items file"):
@@ -287,7 +287,7 @@ def test_read_new_items_file(tmp_path: Path, store: dict[str, Any]) -> None:
 def test_cli_recommend_ranks_new_items(store: dict[str, Any], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     new = tmp_path / "new.csv"
-    _write_csv(new, [(NEW, "2", 1.0)])
+    _write_csv(new, [(NEW, "genre=2", 1.0)])
     out = tmp_path / "recs.csv"
     assert main(["-q", "recommend", str(store["knn"]), "--new-items", str(new), "-k", "10", "--out", str(out)]) == 0
     with out.open() as f:
@@ -332,7 +332,7 @@ def test_cli_serve_refuses_new_items_for_ease(store: dict[str, Any], tmp_path: P
 
     monkeypatch.setattr(uvicorn, "run", never)
     new = tmp_path / "new.csv"
-    _write_csv(new, [(NEW, "0", 1.0)])
+    _write_csv(new, [(NEW, "genre=0", 1.0)])
     assert main(["-q", "serve", str(store["ease"]), "--new-items", str(new)]) == 2
     err = capsys.readouterr().err
     assert "--new-items" in err and "'ease' cannot score new items" in err and err.strip().count("\n") == 0
@@ -356,7 +356,7 @@ def test_schemathesis_smoke_on_a_cold_start_model(store: dict[str, Any], tmp_pat
     from hypothesis import HealthCheck, given, settings
 
     path = tmp_path / "new.csv"
-    _write_csv(path, [(NEW, "2", 1.0)])
+    _write_csv(path, [(NEW, "genre=2", 1.0)])
     schema = schemathesis.openapi.from_asgi("/openapi.json",
                                             create_app(store["knn"], api_key=KEY, new_items_file=path))
     failures: list[str] = []
@@ -396,7 +396,7 @@ def test_cli_serve_passes_the_new_items_file(store: dict[str, Any], tmp_path: Pa
 
     monkeypatch.setattr(uvicorn, "run", serve)
     new = tmp_path / "new.csv"
-    _write_csv(new, [(NEW, "2", 1.0)])
+    _write_csv(new, [(NEW, "genre=2", 1.0)])
     assert main(["-q", "serve", str(store["knn"]), "--new-items", str(new), "--no-access-log"]) == 0
     assert len(seen) == 1 and NEW in seen[0]
 

@@ -58,7 +58,10 @@ class DataSpec:
     """Where the interactions come from and how they are read.
 
     Exactly one source: ``dataset`` (a registry name, ``synthetic`` by default), ``data`` (one file), or
-    ``train`` and ``test`` (pre-split files).
+    ``train`` and ``test`` (pre-split files). ``item_features`` adds an item-feature file of the user's,
+    joined by item id (:func:`gan4rec.data.io.attach_item_features`): a long table ``item,feature[,value]``,
+    or, with ``item_features_text`` naming its text column, a text table made TF-IDF (``max_features``,
+    ``min_df``).
     """
 
     dataset: str | None = None
@@ -74,6 +77,27 @@ class DataSpec:
     min_user_interactions: int = 0
     min_item_interactions: int = 0
     synthetic: dict[str, Any] = field(default_factory=dict)
+    item_features: str | None = None
+    item_features_text: str | None = None
+    max_features: int | None = None
+    min_df: float = 1
+
+    def __post_init__(self) -> None:
+        for key in ("item_features", "item_features_text"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise DataError(f"data.{key} = {value!r}; expected a non-empty string")
+        mf, md = self.max_features, self.min_df
+        if mf is not None and (isinstance(mf, bool) or not isinstance(mf, int) or mf < 1):
+            raise DataError(f"data.max_features = {mf!r}; expected an integer >= 1")
+        if isinstance(md, bool) or not ((isinstance(md, int) and md >= 1) or (isinstance(md, float) and 0 < md < 1)):
+            raise DataError(f"data.min_df = {md!r}; expected a document count >= 1 or a share in (0, 1)")
+        given = [k for k in ("item_features_text", "max_features") if getattr(self, k) is not None]
+        given += ["min_df"] if md != 1 else []
+        if given and self.item_features is None:
+            raise DataError(f"data.{given[0]} needs data.item_features (the feature file)")
+        if self.item_features_text is None and (mf is not None or md != 1):
+            raise DataError("data.max_features and data.min_df apply to a text column: set data.item_features_text")
 
     def source(self) -> str:
         given = [n for n in ("dataset", "data") if getattr(self, n)] + (
@@ -201,7 +225,8 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
       search space (:func:`gan4rec.tuning.suggest` reads them).
     - ``wide``: search ``search_space_wide`` for the models that declare one.
     - ``[data]``: the :class:`~gan4rec.experiment.DataSpec` fields (``dataset``, ``train``, ``test``,
-      ``format``...). Paths are relative to the current working directory.
+      ``format``..., ``item_features`` with ``item_features_text``, ``max_features``, ``min_df``). Paths are
+      relative to the current working directory.
     - ``[protocol]``: the :class:`~gan4rec.experiment.Protocol` fields (``split``, ``valid_frac``, ``ks``,
       ``metric``...).
 
@@ -360,6 +385,7 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
         assert spec.train is not None and spec.test is not None  # source() checked they come together
         fmt: Any = spec.format
         train, test = io.read_uir_pair(spec.train, spec.test, format=fmt, **read_kw)
+        (train, feats_info), (test, _) = _item_features(train, spec), _item_features(test, spec)
         split = presplit(train, test, valid_frac=protocol.valid_frac, random_state=protocol.split_seed)
     else:
         if src == "data":
@@ -384,6 +410,7 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
             split_kw["test_frac"] = protocol.test_frac
             if protocol.split == "temporal":
                 split_kw.pop("random_state")
+        data, feats_info = _item_features(data, spec)
         split = make_split(data, protocol.split, **split_kw)
     assert split.test is not None  # every split made here has a test part
     info = {
@@ -395,8 +422,19 @@ def load_split(spec: DataSpec, protocol: Protocol) -> tuple[Split, dict[str, Any
         "n_valid": split.valid.nnz if split.valid is not None else 0,
         "n_test": split.test.nnz,
         "split_fingerprint": split.fingerprint,
+        **({"item_features": feats_info} if feats_info else {}),
     }
     return split, info
+
+
+def _item_features(data: Interactions, spec: DataSpec) -> tuple[Interactions, dict[str, Any] | None]:
+    """``data`` with the item-feature file of ``spec`` (if any) joined in, and what was read."""
+    if spec.item_features is None:
+        return data, None
+    from gan4rec.data.io import attach_item_features
+
+    return attach_item_features(data, spec.item_features, text_column=spec.item_features_text,
+                                max_features=spec.max_features, min_df=spec.min_df)
 
 
 def _evaluate(

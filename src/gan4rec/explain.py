@@ -26,6 +26,9 @@ answer says which method it used:
 Models without any of these (TopPop, UserKNN, item-based CFGAN) raise :class:`UnsupportedError` with the
 reason.
 
+A cold item of a cold-start hybrid has no history item to credit: :mod:`gan4rec.explain_cold` explains its
+score by the item's content features instead (``gan4rec explain`` picks it for cold items).
+
 Adding a model
 --------------
 :data:`_RULES` maps a registry name to a function ``model -> rule``, so a model with modes (CFGAN: user-

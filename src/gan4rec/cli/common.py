@@ -31,6 +31,7 @@ __all__ = [
     "load_cfg_and_model",
     "load_model",
     "metric_name",
+    "min_df",
     "non_negative_int",
     "output_file",
     "parse_columns",
@@ -112,6 +113,17 @@ def unit_fraction(text: str) -> float:
     return value
 
 
+def min_df(text: str) -> int | float:
+    """TF-IDF minimum document frequency: a count >= 1 (``2``) or a share in (0, 1) (``0.01``)."""
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        value = _float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a document count >= 1 or a share in (0, 1), got {text!r}")
+    return value
+
+
 def ks_list(text: str) -> tuple[int, ...]:
     """Comma-separated list lengths >= 1, e.g. ``5,10,20``."""
     try:
@@ -183,6 +195,14 @@ def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True
     r.add_argument("--on-bad-rows", choices=["error", "skip"], default=None)
     r.add_argument("--min-user-interactions", type=non_negative_int, default=None, help="k-core filter on users")
     r.add_argument("--min-item-interactions", type=non_negative_int, default=None, help="k-core filter on items")
+    f = p.add_argument_group("item features (joined by item id; see gan4rec.data.io.feature_files)")
+    f.add_argument("--item-features", metavar="FILE",
+                   help="csv/tsv/parquet: a long table item,feature[,value], or item,TEXT with --item-features-text; "
+                        "items the data lacks are dropped with a warning, items the file lacks get zeros")
+    f.add_argument("--item-features-text", metavar="COLUMN", help="the text column of --item-features, made TF-IDF")
+    f.add_argument("--max-features", type=positive_int, default=None, help="TF-IDF vocabulary size (default: all)")
+    f.add_argument("--min-df", type=min_df, default=None,
+                   help="TF-IDF: ignore words in fewer items than this count, or this share (default 1)")
     r.add_argument("--synthetic-size", choices=["ml-100k", "ml-1m", "ml-20m"], default=None,
                    help="size preset of the synthetic dataset")
     s = p.add_argument_group("protocol")
@@ -240,6 +260,17 @@ def specs(args: argparse.Namespace, cfg: dict[str, Any] | None = None) -> tuple[
     cols = parse_columns(getattr(args, "columns", None))
     if cols:
         data_kw["columns"] = cols
+    feature_flags = {"item_features": "--item-features", "item_features_text": "--item-features-text",
+                     "max_features": "--max-features", "min_df": "--min-df"}
+    for key in feature_flags:
+        if getattr(args, key, None) is not None:
+            data_kw[key] = getattr(args, key)
+    for key, flag in list(feature_flags.items())[1:]:
+        if getattr(args, key, None) is not None and not data_kw.get("item_features"):
+            raise UsageError(f"{flag} needs --item-features FILE")
+        if key != "item_features_text" and getattr(args, key, None) is not None \
+                and not data_kw.get("item_features_text"):
+            raise UsageError(f"{flag} applies to a text column: add --item-features-text COLUMN")
     if getattr(args, "synthetic_size", None):
         data_kw["synthetic"] = {**data_kw.get("synthetic", {}), "size": args.synthetic_size}
     for flag, key in (("split", "split"), ("test_frac", "test_frac"), ("valid_frac", "valid_frac"),
@@ -329,7 +360,7 @@ def data_spec_record(spec: Any) -> dict[str, Any]:
     out = dataclasses.asdict(spec)
     if not any(out.get(k) for k in ("dataset", "data", "train", "test")):
         out["dataset"] = "synthetic"  # the default source, named so that the record stands alone
-    for key in ("data", "train", "test"):
+    for key in ("data", "train", "test", "item_features"):
         if out.get(key):
             out[key] = os.path.abspath(out[key])
     return out

@@ -1,7 +1,8 @@
 """``gan4rec evaluate MODEL_DIR``: re-create the split a saved model was trained on and test it again.
 
 Without data options the data come from the model's ``meta.json``, as ``train --save`` recorded them
-(``data_spec``: the source and every reading option; older artifacts: ``data``, the source and format).
+(``data_spec``: the source and every reading option, the item-features file and its TF-IDF options
+included; older artifacts: ``data``, the source and format).
 An artifact is data, not a command, so its record is followed cautiously:
 
 - the file it reads is logged, and a recorded file that is missing is an error saying which flag to pass;
@@ -98,7 +99,8 @@ def _recorded_data(meta: dict[str, Any]) -> dict[str, Any]:
 _RECORDED_TYPES: dict[str, tuple[type, ...]] = {
     "dataset": (str,), "data": (str,), "train": (str,), "test": (str,), "format": (str,), "sep": (str,),
     "on_bad_rows": (str,), "duplicates": (str,), "min_rating": (int, float), "min_user_interactions": (int,),
-    "min_item_interactions": (int,), "columns": (dict,), "synthetic": (dict,),
+    "min_item_interactions": (int,), "columns": (dict,), "synthetic": (dict,), "item_features": (str,),
+    "item_features_text": (str,), "max_features": (int,), "min_df": (int, float),
 }
 
 
@@ -116,6 +118,9 @@ def _check_recorded_type(key: str, value: Any) -> None:
 def _check_recorded_source(spec: Any, model_dir: str) -> None:
     """Log what a recorded source reads; refuse a missing file or a dataset that would need a download."""
     where = f"{model_dir}'s meta.json"
+    if spec.item_features is not None and not Path(spec.item_features).exists():
+        raise MissingInputError(f"{spec.item_features}: the item features file recorded in {where} is missing; "
+                                "pass --item-features FILE with the features the model was trained on")
     src = spec.source()
     if src == "dataset":
         name = spec.dataset or "synthetic"

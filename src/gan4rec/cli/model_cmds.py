@@ -94,13 +94,21 @@ def add_parsers(sub: Any) -> None:
                          "0: no cap)")
     sv.set_defaults(func=_cmd_serve)
 
-    ex = sub.add_parser("explain", help="which of a user's history items drove a model's score of an item")
+    ex = sub.add_parser("explain", help="which of a user's history items (or, for a cold item of a hybrid, which "
+                                        "of its content features) drove a model's score of an item")
     ex.add_argument("model_dir", metavar="MODEL_DIR")
     ex.add_argument("--user", required=True, help="raw user id")
     ex.add_argument("--item", required=True, help="raw item id")
     ex.add_argument("--top", type=positive_int, default=10, help="history items to show (default 10)")
     ex.add_argument("--items-file", metavar="FILE", help="item titles (as for serve)")
     ex.add_argument("--json", action="store_true", help="print JSON")
+    ex.add_argument("--content", action="store_true",
+                    help="explain by the item's content features (cold-start hybrids; the default for a cold item)")
+    ex.add_argument("--new-item-features", metavar="FILE",
+                    help="a NEW item's content: a table item,feature[,value] whose features are the model's column "
+                         "labels (genres=Action, text=neural: feature_names in its meta.json); --item names an item of it")
+    ex.epilog = ("A cold-start hybrid's cold item (no training interaction) is explained by its content features: "
+                 "exact contributions for content-knn and ridge-map, occlusion for the others (gan4rec.explain_cold).")
     ex.set_defaults(func=_cmd_explain)
 
 
@@ -216,19 +224,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from gan4rec.explain import explain
+    from gan4rec.explain import UnsupportedError, explain
     from gan4rec.serve.state import lookup_id, read_item_titles
 
     if args.items_file and not Path(args.items_file).is_file():
         raise MissingInputError(f"{args.items_file}: no such items file (--items-file)")
+    if args.new_item_features and not Path(args.new_item_features).is_file():
+        raise MissingInputError(f"{args.new_item_features}: no such features file (--new-item-features)")
     model, _ = load_model(args.model_dir)
     user, item = lookup_id(model.user_map_, args.user), lookup_id(model.item_map_, args.item)
     if user < 0:
         raise DataError(f"--user {args.user!r}: unknown user; the model was not trained on it")
+    if args.new_item_features:
+        if item >= 0:
+            raise UsageError(f"--item {args.item!r} is an item of the model; --new-item-features is for new items")
+        return _explain_content(args, model, user, None, None)
     if item < 0:
         raise DataError(f"--item {args.item!r}: unknown item; the model was not trained on it")
     titles = read_item_titles(args.items_file, model.item_map_) if args.items_file else None
-    e = explain(model, item, user=user, top=args.top)
+    cold = getattr(model, "cold_start", False) and not bool(model.warm_[item])
+    if args.content or cold:
+        return _explain_content(args, model, user, item, titles)
+    try:
+        e = explain(model, item, user=user, top=args.top)
+    except UnsupportedError:
+        if not getattr(model, "cold_start", False):
+            raise
+        return _explain_content(args, model, user, item, titles)  # a hybrid's warm item: its content score
     raw_items = model.item_map_.to_raw(e.items).tolist()
     rows = [{"item": r, "weight": w, "title": None if titles is None else titles[i]}
             for r, w, i in zip(raw_items, e.weights.tolist(), e.items.tolist())]
@@ -250,4 +272,71 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for rank, row in enumerate(rows, 1):
         title = f"  {row['title']}" if row["title"] else ""
         print(f"{rank:>4}  {row['item']!s:>10}  {row['weight']:>12.6g}{title}")
+    return 0
+
+
+def _new_item_row(model: Any, path: str, raw_item: str) -> Any:
+    """The content row of new item ``raw_item`` from ``path`` (item,feature[,value]; features: column labels)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from gan4rec.data.idmap import IdMap
+    from gan4rec.data.io import read_feature_table
+    from gan4rec.explain_cold import content_method
+
+    content_method(model)  # a hybrid with content, before the file is read
+    raw: Any = int(raw_item) if model.item_map_.kind == "int" and raw_item.lstrip("-").isdigit() else raw_item
+    table = read_feature_table(path, IdMap(np.array([raw], dtype=object if isinstance(raw, str) else np.int64)),
+                               on_unknown="ignore")
+    if table.matrix.nnz == 0:
+        raise DataError(f"{path}: no feature row for item {raw_item!r}")
+    labels = {name: j for j, name in enumerate(model.feature_names_)}
+    unknown = [str(n) for n in table.names.tolist() if n not in labels]
+    if unknown:
+        raise DataError(f"{path}: feature {unknown[0]!r} is not a content column of the model (its columns are "
+                        f"labelled like {model.feature_names_[0]!r}; its meta.json lists them under feature_names)")
+    cols = np.array([labels[str(n)] for n in table.names.tolist()], dtype=np.int64)
+    m = table.matrix.tocoo()
+    return sp.csr_matrix((m.data, (np.zeros_like(m.row), cols[m.col])), shape=(1, len(labels)))
+
+
+def _explain_content(args: argparse.Namespace, model: Any, user: int, item: int | None, titles: Any) -> int:
+    """Print which content features drove a hybrid's score of an item (:func:`gan4rec.explain_cold.explain_cold`).
+
+    ``item=None``: the new item ``args.item`` of ``args.new_item_features``.
+    """
+    from gan4rec.explain_cold import explain_cold
+
+    if item is None:
+        row = _new_item_row(model, args.new_item_features, args.item)
+        e = explain_cold(model, user, features=row, top=args.top)
+    else:
+        e = explain_cold(model, user, item=item, top=args.top)
+    rows = [{"feature": f, "value": v, "contribution": c}
+            for f, v, c in zip(e.features, e.values.tolist(), e.contributions.tolist(), strict=True)]
+    out = {"model": model.name, "user": model.user_map_.to_raw([user]).tolist()[0],
+           "item": args.item if item is None else model.item_map_.to_raw([item]).tolist()[0],
+           "title": None if titles is None or item is None else titles[item], "explains": "content",
+           "new": item is None, "cold": item is None or not bool(model.warm_[item]), "score": e.score, "method": e.method,
+           "total": e.total, "rest": e.rest, "baseline": e.baseline, "n_features": e.n_nonzero,
+           "contributions": rows, "warnings": list(e.warnings)}
+    if args.json:
+        print(json.dumps(out, indent=2, default=json_default))
+        return 0
+    name = f"{out['item']}" + (f" ({out['title']})" if out["title"] else "")
+    kind = "new " if out["new"] else "cold " if out["cold"] else ""
+    print(f"{model.name}: {kind}item {name} scores {e.score:.6g} for user {out['user']} "
+          f"(method: {e.method}; {e.n_nonzero} content features)")
+    if e.rest is not None:
+        print(f"sum of all feature contributions: {e.total:.6g} (the score minus {e.rest:.6g}, which does not "
+              "depend on the content)")
+    if e.baseline is not None:
+        print(f"score with no content at all: {e.baseline:.6g}; each contribution is the drop in score without "
+              "that feature")
+    for w in e.warnings:
+        print(f"note: {w}")
+    width = max([len("feature"), *(len(r["feature"]) for r in rows)])
+    print(f"{'rank':>4}  {'feature':<{width}}  {'value':>10}  {'contribution':>12}")
+    for rank, row in enumerate(rows, 1):
+        print(f"{rank:>4}  {row['feature']:<{width}}  {row['value']:>10.4g}  {row['contribution']:>12.6g}")
     return 0

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 
-__all__ = ["feature_matrix", "propagate"]
+__all__ = ["column_labels", "feature_column_names", "feature_matrix", "propagate"]
 
 _SIDES = ("item", "user")
 
@@ -97,6 +97,42 @@ def feature_matrix(
         norms = np.sqrt(np.asarray(out.multiply(out).sum(axis=1), dtype=np.float64).reshape(-1))  # (n_rows,)
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ out)
+    return out
+
+
+def column_labels(name: str, n_columns: int, columns: np.ndarray | None, *, one_d: bool = False) -> list[str]:
+    """Labels of one feature's columns: ``"name=column"`` (``"name=j"`` for a column without a name).
+
+    A 1-D feature (one column, no name) is labelled ``name`` alone.
+    """
+    if columns is not None and len(columns) == n_columns:
+        return [f"{name}={c}" for c in np.asarray(columns).tolist()]
+    if one_d and n_columns == 1:
+        return [name]
+    return [f"{name}={j}" for j in range(n_columns)]
+
+
+def feature_column_names(
+    inter: Interactions, side: str = "item", names: Sequence[str] | str | None = None
+) -> list[str]:
+    """One label per column of :func:`feature_matrix` (same ``side`` and ``names``), e.g. ``"genres=Action"``.
+
+    Columns named in ``inter.item_feature_columns`` (or ``user_feature_columns``) get ``"feature=column"``,
+    the others ``"feature=j"`` (their index within the feature), a 1-D feature just its name.
+    """
+    if side not in _SIDES:
+        raise DataError(f"side={side!r}; expected 'item' or 'user'")
+    feats = inter.item_features if side == "item" else inter.user_features
+    cols = inter.item_feature_columns if side == "item" else inter.user_feature_columns
+    wanted = sorted(feats) if names is None else [names] if isinstance(names, str) else list(names)
+    out: list[str] = []
+    for name in wanted:
+        if name not in feats:
+            known = ", ".join(sorted(feats)) or "none"
+            raise DataError(f"{side} feature {name!r} is unknown; the {side} features are: {known}")
+        shape = feats[name].shape
+        width = 1 if len(shape) == 1 else int(shape[1])
+        out.extend(column_labels(name, width, cols.get(name), one_d=len(shape) == 1))
     return out
 
 

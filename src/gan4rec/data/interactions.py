@@ -11,6 +11,12 @@ index ``j`` of the id map, through every operation (:meth:`subset` keeps the map
 feature is taken to be links between the same users or items (CiteULike's ``"cites"``): :meth:`filter`
 drops its columns as well as its rows. Build model input with :func:`gan4rec.data.features.feature_matrix`.
 
+Columns of a feature may have names (``item_feature_columns["genres"]`` = ``["Action", "Adventure", ...]``,
+the TF-IDF vocabulary of a text, ...): optional, one read-only ``str`` array per named 2-D feature (or 1-D:
+one name), kept through the same operations and saved with the features. The readers fill them where the
+source knows them; :func:`gan4rec.data.features.feature_column_names` turns them into the ``"genres=Action"``
+labels models and explanations show. Names enter no fingerprint.
+
 Features do not enter :meth:`Interactions.fingerprint` (the identity of the interaction data, unchanged
 by this choice for every existing dataset); :meth:`Interactions.feature_fingerprint` hashes them, and
 ``fingerprint(features=True)`` covers both (the cold-start split records it).
@@ -104,11 +110,47 @@ def _check_features(feats: Mapping[str, Any] | None, n: int, what: str) -> dict[
     return out
 
 
+def _n_columns(value: Any) -> int:
+    """Columns of a feature: its second axis, 1 for a 1-D array."""
+    shape = value.shape
+    return 1 if len(shape) == 1 else int(shape[1])
+
+
+def _check_columns(
+    cols: Mapping[str, Any] | None, feats: dict[str, Feature], what: str
+) -> dict[str, np.ndarray]:
+    """Column names per feature: 1-D ``str`` arrays as long as the feature is wide, for known features only."""
+    out: dict[str, np.ndarray] = {}
+    for name, values in (cols or {}).items():
+        if name not in feats:
+            raise DataError(f"{what} feature columns name feature {name!r}, which is not a {what} feature "
+                            f"({', '.join(sorted(feats)) or 'none'})")
+        arr = np.asarray(values)
+        if arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.tolist())):
+            arr = np.asarray(arr.tolist(), dtype=str).reshape(-1)
+        if arr.ndim != 1 or arr.dtype.kind != "U":
+            raise DataError(f"{what} feature columns of {name!r}: expected a 1-D array of strings")
+        if len(arr) != _n_columns(feats[name]):
+            raise DataError(f"{what} feature {name!r} has {_n_columns(feats[name])} columns but {len(arr)} "
+                            "column names")
+        out[str(name)] = arr if _frozen(arr) else _readonly(arr.copy())  # type: ignore[assignment]
+    return out
+
+
 def _take_rows(value: Feature, keep: np.ndarray) -> Feature:
     """Rows ``keep`` of a feature; a square sparse one (links between the same users or items) also columns."""
     if sp.issparse(value) and value.shape[0] == value.shape[1]:
         return value[keep][:, keep]
     return value[keep]
+
+
+def _take_columns(cols: dict[str, np.ndarray], feats: dict[str, Feature], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """Column names after :func:`_take_rows`: a square sparse feature's columns are cut like its rows."""
+    return {k: v[keep] if _square(feats[k]) else v for k, v in cols.items()}
+
+
+def _square(value: Feature) -> bool:
+    return bool(sp.issparse(value) and value.shape[0] == value.shape[1])
 
 
 def _array_digest(h: Any, a: np.ndarray) -> None:
@@ -131,10 +173,12 @@ class Interactions:
         "_csr",
         "indices",
         "indptr",
+        "item_feature_columns",
         "item_features",
         "item_map",
         "ratings",
         "timestamps",
+        "user_feature_columns",
         "user_features",
         "user_map",
     )
@@ -150,6 +194,8 @@ class Interactions:
         timestamps: np.ndarray | None = None,
         user_features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Any] | None = None,
+        user_feature_columns: Mapping[str, Any] | None = None,
+        item_feature_columns: Mapping[str, Any] | None = None,
     ) -> None:
         self.indptr: np.ndarray = _readonly(np.asarray(indptr, dtype=np.int64))  # type: ignore[assignment]
         self.indices: np.ndarray = _readonly(np.asarray(indices, dtype=np.int32))  # type: ignore[assignment]
@@ -167,6 +213,8 @@ class Interactions:
         self.item_map = item_map
         self.user_features = _check_features(user_features, len(user_map), "user")
         self.item_features = _check_features(item_features, len(item_map), "item")
+        self.user_feature_columns = _check_columns(user_feature_columns, self.user_features, "user")
+        self.item_feature_columns = _check_columns(item_feature_columns, self.item_features, "item")
         self._csr: sp.csr_matrix | None = None
 
     # ------------------------------------------------------------------ constructors
@@ -183,6 +231,8 @@ class Interactions:
         duplicates: Duplicates = "last",
         user_features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Any] | None = None,
+        user_feature_columns: Mapping[str, Any] | None = None,
+        item_feature_columns: Mapping[str, Any] | None = None,
     ) -> Interactions:
         """Build from index arrays (one entry per interaction, any order).
 
@@ -244,6 +294,7 @@ class Interactions:
             indptr, i_k.astype(np.int32), user_map, item_map,
             ratings=None if r is None else r[keep], timestamps=None if t is None else t[keep],
             user_features=user_features, item_features=item_features,
+            user_feature_columns=user_feature_columns, item_feature_columns=item_feature_columns,
         )
 
     @classmethod
@@ -260,6 +311,8 @@ class Interactions:
         duplicates: Duplicates = "last",
         user_features: Mapping[str, Any] | None = None,
         item_features: Mapping[str, Any] | None = None,
+        user_feature_columns: Mapping[str, Any] | None = None,
+        item_feature_columns: Mapping[str, Any] | None = None,
     ) -> Interactions:
         """Build from raw-id arrays.
 
@@ -277,6 +330,8 @@ class Interactions:
             default) counts every interaction as positive.
         duplicates
             Policy for repeated (user, item) pairs; see :meth:`from_indices`.
+        user_features, item_features, user_feature_columns, item_feature_columns
+            Side features and the names of their columns (module docstring).
         """
         users = np.asarray(users)
         items = np.asarray(items)
@@ -304,6 +359,7 @@ class Interactions:
         return cls.from_indices(
             u_idx, i_idx, user_map, item_map, ratings=r, timestamps=t, duplicates=duplicates,
             user_features=user_features, item_features=item_features,
+            user_feature_columns=user_feature_columns, item_feature_columns=item_feature_columns,
         )
 
     @staticmethod
@@ -438,6 +494,7 @@ class Interactions:
             ratings=None if self.ratings is None else self.ratings[mask],
             timestamps=None if self.timestamps is None else self.timestamps[mask],
             user_features=self.user_features, item_features=self.item_features,
+            user_feature_columns=self.user_feature_columns, item_feature_columns=self.item_feature_columns,
         )
 
     def filter(
@@ -479,6 +536,8 @@ class Interactions:
             timestamps=None if self.timestamps is None else self.timestamps[keep],
             user_features={k: _take_rows(v, used_u) for k, v in self.user_features.items()},
             item_features={k: _take_rows(v, used_i) for k, v in self.item_features.items()},
+            user_feature_columns=_take_columns(self.user_feature_columns, self.user_features, used_u),
+            item_feature_columns=_take_columns(self.item_feature_columns, self.item_features, used_i),
         )
 
     def add_items(self, ids: Any, item_features: Mapping[str, Any] | None = None) -> Interactions:
@@ -521,10 +580,42 @@ class Interactions:
                 feats[name] = sp.vstack([top, sp.csr_matrix(rows, dtype=old.dtype)], format="csr")
             else:
                 feats[name] = np.concatenate([old, np.asarray(rows, dtype=old.dtype)])
+        cols = {k: np.concatenate([v, np.asarray([str(i) for i in new_ids.tolist()], dtype=str)])
+                if _square(self.item_features[k]) else v for k, v in self.item_feature_columns.items()}
         return Interactions(
             self.indptr, self.indices, self.user_map, item_map, ratings=self.ratings, timestamps=self.timestamps,
             user_features=self.user_features, item_features=feats,
+            user_feature_columns=self.user_feature_columns, item_feature_columns=cols,
         )
+
+    def with_features(
+        self,
+        side: Literal["item", "user"],
+        features: Mapping[str, Any],
+        columns: Mapping[str, Any] | None = None,
+    ) -> Interactions:
+        """The same interactions with more features on one side (and their column names, where known).
+
+        Each new feature has one row per id of that side's map, in map order (read it aligned with the map,
+        e.g. :func:`gan4rec.data.io.read_feature_table`). A name already present is a :class:`DataError`:
+        nothing is replaced silently.
+        """
+        if side not in ("item", "user"):
+            raise DataError(f"side={side!r}; expected 'item' or 'user'")
+        old = self.item_features if side == "item" else self.user_features
+        old_cols = self.item_feature_columns if side == "item" else self.user_feature_columns
+        clash = sorted(set(old) & set(features))
+        if clash:
+            raise DataError(f"{side} feature {clash[0]!r} is already in the data; give the new one another name")
+        feats = {**old, **features}
+        cols = {**old_cols, **(columns or {})}
+        kw: dict[str, Any] = {
+            "user_features": self.user_features, "item_features": self.item_features,
+            "user_feature_columns": self.user_feature_columns, "item_feature_columns": self.item_feature_columns,
+        }
+        kw[f"{side}_features"], kw[f"{side}_feature_columns"] = feats, cols
+        return Interactions(self.indptr, self.indices, self.user_map, self.item_map, ratings=self.ratings,
+                            timestamps=self.timestamps, **kw)
 
     def same_space(self, other: Interactions) -> bool:
         """Whether ``other`` indexes the same users and items (the maps are equal)."""

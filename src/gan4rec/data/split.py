@@ -184,6 +184,7 @@ def _merge(a: Interactions, b: Interactions) -> Interactions:
         timestamps=both(a.timestamps, b.timestamps),
         duplicates="error",
         user_features=a.user_features, item_features=a.item_features,
+        user_feature_columns=a.user_feature_columns, item_feature_columns=a.item_feature_columns,
     )
 
 

@@ -232,6 +232,7 @@ def generate_synthetic(
         indptr, items,
         IdMap(np.arange(1, n_users + 1, dtype=np.int64)), IdMap(np.arange(1, n_items + 1, dtype=np.int64)),
         ratings=ratings, timestamps=timestamps, item_features={"genres": genres},
+        item_feature_columns={"genres": np.asarray(genre_names(genres.shape[1]))},
     )
     logger.debug("generated synthetic data: %r", interactions)
     return SyntheticData(

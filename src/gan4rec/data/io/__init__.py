@@ -37,7 +37,9 @@ read_interactions`` is the way to use them.
 * :mod:`~gan4rec.data.io.writers`: interactions and recommendation lists, atomically.
 
 * :mod:`~gan4rec.data.io.content`: side information (feature tables, TF-IDF text, knowledge relations, the
-  CiteULike layout) as sparse matrices aligned with an id map.
+  CiteULike layout) as sparse matrices aligned with an id map;
+* :mod:`~gan4rec.data.io.feature_files`: a user's item-feature file (long table or text) joined to
+  interactions by id (``--item-features``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from gan4rec.data.io.content import (
     OnUnknown,
     read_citeulike,
     read_count_lists,
+    read_feature_columns,
     read_feature_table,
     read_features,
     read_relations,
@@ -56,6 +59,7 @@ from gan4rec.data.io.content import (
     tfidf,
     write_features,
 )
+from gan4rec.data.io.feature_files import attach_item_features
 from gan4rec.data.io.movielens import MOVIELENS_GENRES, MOVIELENS_LAYOUTS, read_movielens
 from gan4rec.data.io.readers import (
     ReadOptions,
@@ -79,9 +83,11 @@ __all__ = [
     "OnBadRows",
     "OnUnknown",
     "ReadOptions",
+    "attach_item_features",
     "infer_format",
     "read_citeulike",
     "read_count_lists",
+    "read_feature_columns",
     "read_feature_table",
     "read_features",
     "read_interactions",

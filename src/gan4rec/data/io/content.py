@@ -10,12 +10,13 @@ id ``j`` of the map), ready to become ``Interactions.item_features`` / ``user_fe
   matrix per relation;
 * :func:`read_count_lists` and :func:`read_citeulike`: the count-prefixed line files of CiteULike
   (``users.dat``, ``mult.dat``, ``tag-item.dat``, ``citations.dat``);
-* :func:`write_features` and :func:`read_features`: a features dict saved as one ``.npz`` with its ids,
-  without pickle (read back with ``allow_pickle=False``), e.g. beside the parts of a saved split.
+* :func:`write_features` and :func:`read_features`: a features dict saved as one ``.npz`` with its ids
+  and column names, without pickle (read back with ``allow_pickle=False``), e.g. beside a saved split.
 
 Bad input raises a one-line :class:`~gan4rec.errors.DataError` naming ``file:line`` (``file:row N`` for
 parquet). An id that is not in the given map is an error unless ``on_unknown="drop"``, which drops the row,
-logs the count and reports it in :attr:`FeatureTable.n_dropped`.
+logs the count and reports it in :attr:`FeatureTable.n_dropped` (a file whose ids are ALL unknown is
+still an error: its ids are not the map's); ``on_unknown="ignore"`` drops such rows silently.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "OnUnknown",
     "read_citeulike",
     "read_count_lists",
+    "read_feature_columns",
     "read_feature_table",
     "read_features",
     "read_relations",
@@ -57,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OnUnknown = Literal["error", "drop"]
+OnUnknown = Literal["error", "drop", "ignore"]
 
 #: The CiteULike-t files :func:`read_citeulike` reads: interactions, text, tags, citations.
 CITEULIKE_FILES = ("users.dat", "mult.dat", "tag-item.dat", "citations.dat")
@@ -129,8 +131,8 @@ def _index(
     df: pl.DataFrame, col: str, idmap: IdMap, locator: Locator, on_unknown: OnUnknown
 ) -> tuple[pl.DataFrame, np.ndarray, int]:
     """Rows whose ``col`` id is in ``idmap``, and their indices; an unknown id raises or is dropped."""
-    if on_unknown not in ("error", "drop"):
-        raise DataError(f"on_unknown={on_unknown!r}; expected 'error' or 'drop'")
+    if on_unknown not in ("error", "drop", "ignore"):
+        raise DataError(f"on_unknown={on_unknown!r}; expected 'error', 'drop' or 'ignore'")
     _, [idx] = encode_ids([df[col]], idmap)
     unknown = idx < 0
     n = int(np.count_nonzero(unknown))
@@ -140,8 +142,12 @@ def _index(
             f"{locator.where(int(df['_key'][j]))}: unknown {col} id {df[col][j]!r} (not in the map); "
             "pass on_unknown='drop' to drop such rows"
         )
+    if n and n == len(df) and on_unknown == "drop":  # nothing left: the ids are not the map's at all
+        raise DataError(f"{locator.where(int(df['_key'][0]))}: unknown {col} id {df[col][0]!r}, and so are all "
+                        f"{n} rows' ids: none is in the map (the ids must be the data's raw {col} ids)")
     if n:
-        logger.warning("%s: dropped %d row(s) whose %s id is not in the map", locator.path, n, col)
+        if on_unknown == "drop":
+            logger.warning("%s: dropped %d row(s) whose %s id is not in the map", locator.path, n, col)
         keep = ~unknown
         return df.filter(pl.Series(keep)), idx[keep], n
     return df, idx, 0
@@ -190,7 +196,7 @@ def read_feature_table(
         pairs are summed (counts of a tag, of a word).
     on_unknown
         ``"error"`` (default) on an id outside ``idmap``, naming ``file:line``; ``"drop"`` drops the row and
-        counts it.
+        counts it (with a warning); ``"ignore"`` too, silently (a file of many items read for a few).
     """
     p = Path(path)
     df, loc = _table(p, [id_column, feature_column], [value_column] if value_column else [], sep)
@@ -291,7 +297,10 @@ def read_text_table(
     texts = [""] * len(idmap)
     for r, t in zip(rows.tolist(), df[text_column].to_list(), strict=True):
         texts[r] = t
-    matrix, vocab = tfidf(texts, max_features=max_features, min_df=min_df)
+    try:
+        matrix, vocab = tfidf(texts, max_features=max_features, min_df=min_df)
+    except DataError as e:
+        raise DataError(f"{p}: {e}") from None
     return FeatureTable(matrix, vocab, dropped)
 
 
@@ -495,6 +504,10 @@ def read_citeulike(folder: str | os.PathLike[str], *, text: Literal["counts", "t
     ``"cites"``
         ``(n_items, n_items)`` 0/1 links as published (CiteULike-t's are symmetric and include some
         self-links), the knowledge part: use them through :func:`gan4rec.data.features.propagate`.
+
+    Column names (``item_feature_columns``): the words of ``vocabulary.dat`` for ``"text"`` and the tags of
+    ``tags.dat`` for ``"tags"`` (line ``t + 1`` names column ``t``), where the file is there; a names file
+    whose line count differs from the columns is a :class:`DataError` naming it.
     """
     root = Path(folder)
     words = read_count_lists(root / "mult.dat", pairs=True, n_cols=_vocabulary_size(root))
@@ -514,10 +527,26 @@ def read_citeulike(folder: str | os.PathLike[str], *, text: Literal["counts", "t
         feats["tags"] = _binary(read_count_lists(root / "tag-item.dat", n_cols=n_items).T.tocsr())
     if (root / "citations.dat").is_file():
         feats["cites"] = _binary(read_count_lists(root / "citations.dat", n_cols=n_items, n_rows=n_items))
+    columns = {name: names for name, file in (("text", "vocabulary.dat"), ("tags", "tags.dat"))
+               if name in feats and (names := _line_names(root / file, feats[name].shape[1])) is not None}
     users = np.arange(saved.shape[0], dtype=np.int64)
     return Interactions(
-        saved.indptr, saved.indices, IdMap(users), IdMap(np.arange(n_items, dtype=np.int64)), item_features=feats
+        saved.indptr, saved.indices, IdMap(users), IdMap(np.arange(n_items, dtype=np.int64)), item_features=feats,
+        item_feature_columns=columns,
     )
+
+
+def _line_names(path: Path, n: int) -> np.ndarray | None:
+    """The stripped lines of ``path`` as ``n`` column names, or ``None`` when the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if len(lines) != n:
+        raise DataError(f"{path}: {len(lines)} lines, expected {n} (one name per column)")
+    return np.asarray([line.strip() for line in lines], dtype=str)
 
 
 def _vocabulary_size(root: Path) -> int | None:
@@ -542,12 +571,18 @@ def _plain(name: str, arr: np.ndarray) -> np.ndarray:
     return np.asarray(flat, dtype=str).reshape(arr.shape)
 
 
-def write_features(path: str | os.PathLike[str], features: Mapping[str, Feature], idmap: IdMap) -> Path:
+def write_features(
+    path: str | os.PathLike[str],
+    features: Mapping[str, Feature],
+    idmap: IdMap,
+    columns: Mapping[str, np.ndarray] | None = None,
+) -> Path:
     """Save a features dict (``inter.item_features``) and the ids of its rows to one ``.npz``, atomically.
 
     Dense arrays are stored as they are (object arrays of strings as unicode), CSR matrices as their three
-    arrays and shape; a JSON manifest names them. Nothing is pickled: :func:`read_features` reads the file
-    with ``allow_pickle=False``.
+    arrays and shape; a JSON manifest names them. ``columns`` (``inter.item_feature_columns``) are saved
+    beside them, read back by :func:`read_feature_columns`. Nothing is pickled: :func:`read_features` reads
+    the file with ``allow_pickle=False``.
     """
     arrays: dict[str, np.ndarray] = {"ids": _plain("ids", np.asarray(idmap.ids))}
     manifest: dict[str, object] = {"format": _FORMAT, "id_kind": idmap.kind, "features": []}
@@ -561,10 +596,37 @@ def write_features(path: str | os.PathLike[str], features: Mapping[str, Feature]
         else:
             arrays[f"f{j}"] = _plain(name, np.asarray(value))
             manifest["features"].append({"name": name, "kind": "dense"})  # type: ignore[attr-defined]
+        if columns is not None and name in columns:
+            arrays[f"f{j}_columns"] = np.asarray(columns[name], dtype=str)
     arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, allow_pickle=False, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_feature_columns(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The column names a file of :func:`write_features` holds, by feature (features without names absent)."""
+    p = Path(path)
+    files, manifest = _load_npz(p)
+    try:
+        return {e["name"]: files[f"f{j}_columns"].astype(str) for j, e in enumerate(manifest["features"])
+                if f"f{j}_columns" in files}
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{p}: a feature is damaged ({one_line(e)})") from None
+
+
+def _load_npz(p: Path) -> tuple[dict[str, np.ndarray], dict]:  # type: ignore[type-arg]
+    check_exists(p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+        manifest = json.loads(bytes(files["manifest"]).decode())
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DataError(f"{p}: not a features file ({one_line(e)})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise DataError(f"{p}: format {manifest.get('format') if isinstance(manifest, dict) else None!r}; "
+                        f"expected {_FORMAT!r}")
+    return files, manifest
 
 
 def read_features(path: str | os.PathLike[str], idmap: IdMap) -> dict[str, Feature]:
@@ -575,15 +637,7 @@ def read_features(path: str | os.PathLike[str], idmap: IdMap) -> dict[str, Featu
     among the ids, like CiteULike's ``"cites"``) has its columns reordered and cut the same way.
     """
     p = Path(path)
-    check_exists(p)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
-        manifest = json.loads(bytes(files["manifest"]).decode())
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise DataError(f"{p}: not a features file ({one_line(e)})") from None
-    if manifest.get("format") != _FORMAT:
-        raise DataError(f"{p}: format {manifest.get('format')!r}; expected {_FORMAT!r}")
+    files, manifest = _load_npz(p)
     stored = IdMap(files["ids"] if manifest["id_kind"] == "int" else files["ids"].astype(object))
     rows = stored.lookup(idmap.ids)
     if len(rows) and rows.min() < 0:

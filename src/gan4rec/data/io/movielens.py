@@ -336,7 +336,8 @@ def read_movielens_report(
             ratings=inter.ratings,
             timestamps=inter.timestamps,
             user_features=_ml_user_features(family, folder, inter.user_map),
-            item_features=_ml_item_features(family, folder, inter.item_map),
+            item_features=(item_feats := _ml_item_features(family, folder, inter.item_map)),
+            item_feature_columns={"genres": np.asarray(MOVIELENS_GENRES)} if "genres" in item_feats else None,
         )
     fixed = user_map is not None or item_map is not None
     return apply_kcore(inter, ratings_path, min_user_interactions, min_item_interactions, fixed), bad
@@ -377,7 +378,7 @@ def read_movielens(
         ignored; users/items without a side row get ``""``, ``-1`` or zeros):
 
         * item features ``title`` (str) and ``genres`` (``(n_items, 20)`` uint8 multi-hot over
-          :data:`MOVIELENS_GENRES`);
+          :data:`MOVIELENS_GENRES`, which are its ``item_feature_columns``);
         * user features (100K and 1M) ``age`` (int; in 1M the publisher's age-group code), ``gender``
           (str), ``occupation`` (str in 100K; the publisher's integer code in 1M) and ``zip`` (str).
 

@@ -24,6 +24,12 @@ Calibration
     (about 5% of CiteULike-t's warm items under :func:`~gan4rec.data.split.cold_items`), so a calibration
     that lifts cold items lifts those in the warm task too.
 
+Feature names
+    ``feature_names_`` holds one label per column of ``features_`` (``"genres=Action"``, ``"text=neural"``;
+    ``"text=123"`` for a column the data gave no name, :func:`gan4rec.data.features.feature_column_names`),
+    saved in the artifact's ``meta.json`` (``feature_names``); an artifact saved before they existed loads
+    with index labels (``"item_features=j"``, or ``"NAME=j"`` when the params name one feature).
+
 Serving new items
     :meth:`HybridRecommender.score_new_items` scores items that are not in the item map at all, from
     feature rows in the columns of ``features_`` (the serve layer builds them with the same feature names
@@ -34,13 +40,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from gan4rec.artifacts import TensorInfo
-from gan4rec.data.features import feature_matrix
+from gan4rec.data.features import column_labels, feature_column_names, feature_matrix
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.split import ColdSplit
 from gan4rec.errors import ArtifactError, DataError
@@ -58,6 +65,7 @@ __all__ = [
     "csr_state",
     "idf_weights",
     "item_content",
+    "item_content_names",
     "weigh_rows",
 ]
 
@@ -94,6 +102,15 @@ def item_content(train: Interactions, names: str | Sequence[str] | None) -> sp.c
         if not all(isinstance(n, str) for n in names):
             raise DataError(f"item_features={names!r}; expected a feature name, a list of names or None")
     return feature_matrix(train, "item", names)
+
+
+def item_content_names(train: Interactions, names: str | Sequence[str] | None) -> list[str]:
+    """One label per column of :func:`item_content` (same ``names``), e.g. ``"genres=Action"``."""
+    if names is None:
+        names = sorted(n for n, v in train.item_features.items() if sp.issparse(v) or np.asarray(v).dtype.kind in "biuf")
+        if not names:
+            return []
+    return feature_column_names(train, "item", names if isinstance(names, str) else list(names))
 
 
 #: Column weightings of content (:func:`idf_weights`).
@@ -206,11 +223,13 @@ class HybridRecommender(Recommender):
     cold_scale: float
     cold_offset: float
     features_: sp.csr_matrix
+    feature_names_: list[str]
     warm_: np.ndarray
 
     def _fit(self, train: Interactions, valid: Interactions | None) -> None:
         self._check_calibration()
         self.features_ = item_content(train, self.item_features)
+        self.feature_names_ = item_content_names(train, self.item_features)
         self.warm_ = np.bincount(np.asarray(train.indices, dtype=np.int64), minlength=train.n_items) > 0
         self._fit_hybrid(train, valid)
 
@@ -297,11 +316,27 @@ class HybridRecommender(Recommender):
         out.update({f"hybrid.{k}": v for k, v in self._hybrid_state().items()})
         return out
 
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """:meth:`Recommender.save`, with ``feature_names_`` in the metadata (``feature_names``)."""
+        self._check_fitted()
+        return super().save(path, extra={**(extra or {}), "feature_names": list(self.feature_names_)})
+
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.features_ = csr_from_state(arrays, "features", self.n_items)
+        self.feature_names_ = _saved_feature_names(meta.get("feature_names"), self.features_.shape[1],
+                                                   self.item_features)
         self.warm_ = self._expect_shape(arrays, "warm", (self.n_items,)).astype(bool)
         self._set_hybrid_state({k.removeprefix("hybrid."): v for k, v in arrays.items()
                                 if k.startswith("hybrid.")}, meta)
+
+
+def _saved_feature_names(saved: Any, n: int, item_features: str | Sequence[str] | None) -> list[str]:
+    """The ``feature_names`` of a loaded artifact, checked; index labels when it has none (older artifacts)."""
+    if saved is None:
+        return column_labels(item_features if isinstance(item_features, str) else "item_features", n, None)
+    if not isinstance(saved, list) or len(saved) != n or not all(isinstance(v, str) for v in saved):
+        raise ArtifactError(f"metadata 'feature_names' must list {n} strings, one per content column")
+    return list(saved)
 
 
 def calibrate(
