@@ -180,7 +180,7 @@ def test_non_finite_values_are_refused(knn: TestClient) -> None:
     for token in ("NaN", "Infinity", "-Infinity"):
         r = knn.post("/items", content=f'{{"items": [{{"id": 1, "features": {{"0": {token}}}}}]}}',
                      headers={**H, "content-type": "application/json"})
-        assert r.status_code == 422 and "items.0.features.genre=0" in r.json()["detail"], r.text
+        assert r.status_code == 422 and "items.0.features.0" in r.json()["detail"], r.text
 
 
 def test_writes_need_a_key(store: dict[str, Any], knn: TestClient) -> None:
