@@ -59,8 +59,8 @@ from torch import nn
 from gan4rec.data.interactions import Interactions
 from gan4rec.data.sampling import NegativeSampler
 from gan4rec.errors import DataError
-from gan4rec.models.baselines.bpr_implicit import ImplicitEpochs
 from gan4rec.models.base import SearchSpace
+from gan4rec.models.baselines.bpr_implicit import ImplicitEpochs
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 from gan4rec.train import distributed
 from gan4rec.train.distributed import shard
