@@ -36,6 +36,9 @@ Usage::
 
     GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --json benchmarks/results/peers-ml100k.json
     GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --tune-bpr --json benchmarks/results/peers-bpr-tuning.json
+    GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --data ml-100k --only bpr \
+        --json benchmarks/results/peers-bpr-ml100k.json                       # the BPR-MF rows alone
+    python benchmarks/peers.py --data ml-1m --only bpr --bpr-epochs 10 --json benchmarks/results/peers-bpr-ml1m.json
     python benchmarks/peers.py --quick                     # ML-100K only, 2 pairs, few iterations
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
     python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
