@@ -89,7 +89,7 @@ def test_sgd_refuses_distributed_and_bad_optimizer() -> None:
     train, _ = _checkerboard()
     with pytest.raises(DataError, match='optimizer="sgd" does not train distributed'):
         create("bpr", {"optimizer": "sgd"})._check_distributed(None, train)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="optimizer must be one of adam, sparse_adam, sgd"):
+    with pytest.raises(DataError, match="optimizer must be one of adam, fused_adam, sparse_adam, sgd"):
         create("bpr", {"optimizer": "rmsprop", "device": "cpu"}).fit(train)
 
 
@@ -177,3 +177,18 @@ def test_adam_epoch_means_match_step_by_step_accumulation() -> None:
         reg_sum += steps[2 * k + 1] * size
     got = _epoch_means(steps, n, bs, torch.device("cpu"))
     assert got == {"loss": float(loss_sum) / n, "reg": float(reg_sum) / n}
+
+
+def test_fused_adam_is_adam_up_to_rounding_and_reproducible() -> None:
+    train, held = _checkerboard()
+    params = {**SGD, "lr": 0.05, "epochs": 40, "patience": None}
+    a = create("bpr", {**params, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    b = create("bpr", {**params, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(a.score(users), b.score(users))
+    items, _ = a.recommend(users, k=1)
+    np.testing.assert_array_equal(items[:, 0], held)
+    one = {**params, "epochs": 1}
+    fused = create("bpr", {**one, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    plain = create("bpr", {**one, "optimizer": "adam"}, random_state=2).fit(train)
+    np.testing.assert_allclose(fused.score(users), plain.score(users), rtol=0, atol=1e-5)
