@@ -221,9 +221,11 @@ class BPR(TorchRecommender):
         if self.optimizer in ("adam", "fused_adam"):
             # foreach: one call per operation over all tables, bit-identical to the per-table loop; fused:
             # one kernel per table, rounding differs.
-            how = {"fused": True} if self.optimizer == "fused_adam" else {"foreach": True}
+            fused = self.optimizer == "fused_adam"
             trainable = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-            return {"adam": torch.optim.Adam(trainable, lr=float(self.lr), **how)} if trainable else {}
+            if not trainable:
+                return {}
+            return {"adam": torch.optim.Adam(trainable, lr=float(self.lr), foreach=not fused, fused=fused)}
         params = [p for m in modules.values() for p in m.parameters()]
         return {"adam": torch.optim.SparseAdam(params, lr=float(self.lr))}
 
