@@ -43,6 +43,7 @@ Usage::
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
     python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
     python benchmarks/peers.py --scale --json benchmarks/results/peers-ml20m.json   # ML-20M size, peak RSS
+    python benchmarks/peers.py --scale --only bpr --json benchmarks/results/peers-bpr-ml20m.json  # its BPR runs
 """
 
 from __future__ import annotations
@@ -469,6 +470,8 @@ def _scale(args: argparse.Namespace) -> list[dict[str, Any]]:
     print("\n| run (ML-20M size) | work | CPU s | wall s | peak RSS GB | RSS with data GB |\n|---|---|---|---|---|---|")
     for run in SCALE_RUNS:
         if "implicit" in run and "implicit" not in _peer_versions()[0]:
+            continue
+        if args.only and not any(run.split(":")[1].startswith(x) for x in args.only.split(",")):
             continue
         proc = subprocess.run([sys.executable, __file__, "--scale-child", run], capture_output=True, text=True,
                               check=False,
