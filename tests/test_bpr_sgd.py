@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +194,12 @@ def test_fused_adam_is_adam_up_to_rounding_and_reproducible() -> None:
     fused = create("bpr", {**one, "optimizer": "fused_adam"}, random_state=2).fit(train)
     plain = create("bpr", {**one, "optimizer": "adam"}, random_state=2).fit(train)
     np.testing.assert_allclose(fused.score(users), plain.score(users), rtol=0, atol=1e-5)
+
+
+def test_implicit_backend_without_implicit_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gan4rec.errors import MissingInputError
+
+    monkeypatch.setitem(sys.modules, "implicit.cpu.bpr", None)  # the import fails as if it were absent
+    train, _ = _checkerboard()
+    with pytest.raises(MissingInputError, match=r'backend="implicit" needs the implicit package.*pip install'):
+        create("bpr", {**IMPLICIT, "epochs": 1}).fit(train)
