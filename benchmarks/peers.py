@@ -23,7 +23,9 @@ The models and settings:
 - BPR-MF: ours ``optimizer="sgd"`` (the paper's update, as implicit and cornac); implicit's
   ``regularization`` is the coefficient of the gradient step, ours ``l2`` that of the objective (gradient
   ``2 l2``), so ours gets half. Negatives: ours uniform over the user's unobserved items, implicit's from
-  its item column (popularity-weighted, liked ones rejected), cornac's uniform over all items.
+  its item column (popularity-weighted, liked ones skipped), cornac's uniform over all items.
+  ``bpr-implicit-64``: ours with ``backend="implicit"`` (implicit's kernel behind gan4rec's model: our
+  initialisation, weights copied in and out each epoch, a seed per epoch) against implicit itself.
 - ItemKNN: cosine, 100 neighbours, no shrinkage (implicit's ``CosineRecommender(K=100)``); implicit
   keeps each source item's neighbours, gan4rec each target item's, so accuracy is compared loosely.
 - EASE: ``l2`` of ``configs/ease-ml100k.toml``; cornac's ``EASE(lamb, posB=False)``.
@@ -34,10 +36,14 @@ Usage::
 
     GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --json benchmarks/results/peers-ml100k.json
     GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --tune-bpr --json benchmarks/results/peers-bpr-tuning.json
+    GAN4REC_DATA=../shared/datasets python benchmarks/peers.py --data ml-100k --only bpr \
+        --json benchmarks/results/peers-bpr-ml100k.json                       # the BPR-MF rows alone
+    python benchmarks/peers.py --data ml-1m --only bpr --bpr-epochs 10 --json benchmarks/results/peers-bpr-ml1m.json
     python benchmarks/peers.py --quick                     # ML-100K only, 2 pairs, few iterations
     python benchmarks/peers.py --data ml-1m --only ials-cg --pairs 3
     python benchmarks/peers.py --profile ials-cg-64        # where gan4rec's time goes (torch.profiler)
     python benchmarks/peers.py --scale --json benchmarks/results/peers-ml20m.json   # ML-20M size, peak RSS
+    python benchmarks/peers.py --scale --only bpr --json benchmarks/results/peers-bpr-ml20m.json  # its BPR runs
 """
 
 from __future__ import annotations
@@ -119,6 +125,12 @@ def _ours(model: str, params: dict[str, Any], train: Interactions, test: Interac
         return lambda: _ndcg(m.score, train, test)
 
     return Side("gan4rec", run)
+
+
+def _bpr_params(epochs: int, backend: str, lr: float = BPR_LR, reg: float = BPR_REG) -> dict[str, Any]:
+    """gan4rec's BPR-MF with ``optimizer="sgd"``, 64 factors; ``reg`` is implicit's (ours ``l2 = reg / 2``)."""
+    return {"n_factors": 64, "lr": lr, "l2": reg / 2, "epochs": epochs, "batch_size": BPR_BATCH,
+            "optimizer": "sgd", "backend": backend, "patience": None, "n_threads": 1}
 
 
 def _ials_start(params: dict[str, Any], train: Interactions) -> tuple[np.ndarray, np.ndarray]:
@@ -269,14 +281,15 @@ def _cases(dataset: str, data: Interactions, args: argparse.Namespace, peers: di
             if has_implicit:
                 sides.append(_implicit_als(params, train, test))
             cases.append(Case(f"ials-{label}-{f}", dataset, f"{n} iterations", sides))
-    bpr = {"n_factors": 64, "lr": BPR_LR, "l2": BPR_REG / 2, "epochs": epochs, "batch_size": BPR_BATCH,
-           "optimizer": "sgd", "patience": None, "n_threads": 1}
-    sides = [_ours("bpr", bpr, train, test)]
+    sides = [_ours("bpr", _bpr_params(epochs, "torch"), train, test)]
     if has_implicit:
         sides.append(_implicit_bpr(64, epochs, train, test))
     if has_cornac:
         sides.append(_cornac_bpr(64, epochs, train, test))
     cases.append(Case("bpr-sgd-64", dataset, f"{epochs} epochs", sides, loose=True))
+    if has_implicit:
+        sides = [_ours("bpr", _bpr_params(epochs, "implicit"), train, test), _implicit_bpr(64, epochs, train, test)]
+        cases.append(Case("bpr-implicit-64", dataset, f"{epochs} epochs", sides, loose=True))
     sides = [_ours("ease", {"l2": EASE_L2}, train, test)]
     if has_cornac:
         sides.append(_cornac_ease(train, test))
@@ -319,12 +332,13 @@ def _run_case(case: Case, pairs: int) -> None:
 
 
 def _tune_bpr(data: Interactions, epochs: int, every: int) -> dict[str, Any]:
-    """BPR-MF of gan4rec (``optimizer="sgd"``) and implicit, each tuned on validation with the same grid.
+    """BPR-MF of gan4rec (``optimizer="sgd"``, both backends) and implicit, tuned on validation, same grid.
 
     Grid: learning rate x regularisation (implicit's gradient-step coefficient; gan4rec's ``l2`` is half
     of it, the same update), 64 factors, up to ``epochs`` epochs with NDCG@20 on validation every
     ``every`` epochs; the best (setting, epoch) on validation is kept and its test NDCG@20 reported (test
-    read once per library, validation and train items excluded from the ranking).
+    read once per library, validation and train items excluded from the ranking). Each library's CPU
+    seconds over its whole grid (validation included) are recorded too.
     """
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -333,43 +347,56 @@ def _tune_bpr(data: Interactions, epochs: int, every: int) -> dict[str, Any]:
     assert valid is not None and test is not None
     csr = train.csr().astype(np.float32)
     grid = [(lr, reg) for lr in (0.003, 0.01, 0.03, 0.1) for reg in (0.0003, 0.001, 0.01, 0.03)]
-    out: dict[str, Any] = {"grid": grid, "epochs": epochs, "every": every, "trials": {}}
+    libs = {"gan4rec": "torch", "gan4rec-implicit": "implicit", "implicit": None}
+    out: dict[str, Any] = {"grid": grid, "epochs": epochs, "every": every, "trials": {},
+                           "cpu_s": dict.fromkeys(libs, 0.0)}
     best: dict[str, tuple[float, Any]] = {}
     for lr, reg in grid:
-        m = create("bpr", {"n_factors": 64, "lr": lr, "l2": reg / 2, "epochs": epochs, "batch_size": BPR_BATCH,
-                           "optimizer": "sgd", "eval_every": every, "patience": None, "device": "cpu",
-                           "n_threads": 1}, random_state=0).fit(train, valid)
-        curve = [r.get("valid_NDCG@20") for r in m.history_ if r.get("valid_NDCG@20") is not None]
-        v = max(curve)
-        out["trials"][f"gan4rec lr={lr} reg={reg}"] = curve
-        if v > best.get("gan4rec", (-1.0, None))[0]:
-            best["gan4rec"] = (v, (lr, reg, m.best_epoch_, m.score))
-        im = BayesianPersonalizedRanking(factors=64, learning_rate=lr, regularization=reg, iterations=epochs,
-                                         num_threads=1, random_state=0)
-        icurve: list[float] = []
-        kept: dict[str, Any] = {}
-
-        # implicit calls back with (iteration, seconds, correct share, skipped share) after each epoch.
-        def validate(it: int, *_stats: float, im: Any = im, icurve: list = icurve, kept: dict = kept) -> None:
-            if (it + 1) % every == 0:
-                u, q = im.user_factors.copy(), im.item_factors.copy()
-                icurve.append(_ndcg(lambda x: u[x] @ q.T, train, valid))
-                if icurve[-1] >= max(icurve):
-                    kept["factors"], kept["epoch"] = (u, q), it + 1
-
-        im.fit(csr, show_progress=False, callback=validate)
-        out["trials"][f"implicit lr={lr} reg={reg}"] = icurve
-        if max(icurve) > best.get("implicit", (-1.0, None))[0]:
-            u, q = kept["factors"]
-            best["implicit"] = (max(icurve), (lr, reg, kept["epoch"], lambda x, u=u, q=q: u[x] @ q.T))
-        print(f"  lr={lr} reg={reg}: best valid NDCG@20 gan4rec {v:.4f}, implicit {max(icurve):.4f}", flush=True)
-    print("\n| library | lr | reg | epochs (chosen) | valid NDCG@20 | test NDCG@20 |\n|---|---|---|---|---|---|")
+        line = []
+        for lib, backend in libs.items():
+            t0 = time.process_time()
+            if backend is not None:
+                params = {**_bpr_params(epochs, backend, lr, reg), "eval_every": every, "device": "cpu"}
+                m = create("bpr", params, random_state=0).fit(train, valid)
+                curve = [r["valid_NDCG@20"] for r in m.history_ if r.get("valid_NDCG@20") is not None]
+                found = (m.best_epoch_, m.score)
+            else:
+                curve, found = _implicit_curve(BayesianPersonalizedRanking, csr, train, valid, lr, reg, epochs,
+                                               every)
+            out["cpu_s"][lib] += time.process_time() - t0
+            out["trials"][f"{lib} lr={lr} reg={reg}"] = curve
+            if max(curve) > best.get(lib, (-1.0, None))[0]:
+                best[lib] = (max(curve), (lr, reg, *found))
+            line.append(f"{lib} {max(curve):.4f}")
+        print(f"  lr={lr} reg={reg}: best valid NDCG@20 " + ", ".join(line), flush=True)
+    print("\n| library | lr | reg | epochs (chosen) | valid NDCG@20 | test NDCG@20 | grid CPU s |")
+    print("|---|---|---|---|---|---|---|")
     for lib, (v, (lr, reg, ep, score)) in best.items():
         res = evaluate(score, train, test, ks=[20], metrics=["NDCG"], exclude=valid, device="cpu")
         t = float(res.metrics["NDCG@20"])
         out[lib] = {"lr": lr, "reg": reg, "epoch": ep, "valid": v, "test": t}
-        print(f"| {lib} | {lr} | {reg} | {ep} | {v:.4f} | {t:.4f} |")
+        print(f"| {lib} | {lr} | {reg} | {ep} | {v:.4f} | {t:.4f} | {out['cpu_s'][lib]:.1f} |")
     return out
+
+
+def _implicit_curve(cls: Any, csr: Any, train: Interactions, valid: Interactions, lr: float, reg: float,
+                    epochs: int, every: int) -> tuple[list[float], tuple[int, Score]]:
+    """implicit's validation curve for one setting and its best (epoch, scorer)."""
+    im = cls(factors=64, learning_rate=lr, regularization=reg, iterations=epochs, num_threads=1, random_state=0)
+    curve: list[float] = []
+    kept: dict[str, Any] = {}
+
+    # implicit calls back with (iteration, seconds, correct, skipped) after each epoch.
+    def validate(it: int, *_stats: float) -> None:
+        if (it + 1) % every == 0:
+            u, q = im.user_factors.copy(), im.item_factors.copy()
+            curve.append(_ndcg(lambda x: u[x] @ q.T, train, valid))
+            if curve[-1] >= max(curve):
+                kept["factors"], kept["epoch"] = (u, q), it + 1
+
+    im.fit(csr, show_progress=False, callback=validate)
+    u, q = kept["factors"]
+    return curve, (kept["epoch"], lambda x: u[x] @ q.T)
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -391,7 +418,7 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-SCALE_RUNS = ("gan4rec:ials-cg", "implicit:ials-cg", "gan4rec:bpr-sgd", "implicit:bpr-sgd")
+SCALE_RUNS = ("gan4rec:ials-cg", "implicit:ials-cg", "gan4rec:bpr-sgd", "gan4rec:bpr-implicit", "implicit:bpr-sgd")
 
 
 def _vm_kb(key: str) -> int:
@@ -418,8 +445,8 @@ def _scale_child(run: str) -> dict[str, Any]:
         create("ials", {"n_factors": 492, "reg": IALS_REG, "alpha": IALS_ALPHA, "iterations": 1, "solver": "cg",
                         "device": "cpu", "n_threads": 1}, random_state=0).fit(data)
     elif library == "gan4rec":
-        create("bpr", {"n_factors": 64, "lr": BPR_LR, "l2": BPR_REG / 2, "epochs": 1, "batch_size": BPR_BATCH,
-                       "optimizer": "sgd", "device": "cpu", "n_threads": 1}, random_state=0).fit(data)
+        backend = "implicit" if model == "bpr-implicit" else "torch"
+        create("bpr", {**_bpr_params(1, backend), "device": "cpu"}, random_state=0).fit(data)
     elif model == "ials-cg":
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -442,7 +469,9 @@ def _scale(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     print("\n| run (ML-20M size) | work | CPU s | wall s | peak RSS GB | RSS with data GB |\n|---|---|---|---|---|---|")
     for run in SCALE_RUNS:
-        if run.startswith("implicit") and "implicit" not in _peer_versions()[0]:
+        if "implicit" in run and "implicit" not in _peer_versions()[0]:
+            continue
+        if args.only and not any(run.split(":")[1].startswith(x) for x in args.only.split(",")):
             continue
         proc = subprocess.run([sys.executable, __file__, "--scale-child", run], capture_output=True, text=True,
                               check=False,

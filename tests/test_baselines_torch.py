@@ -150,7 +150,7 @@ def test_bad_params_name_the_parameter() -> None:
         create("ials", {"solver": "svd"}).fit(data)
     with pytest.raises(DataError, match="device='tpu'"):
         create("bpr", {"device": "tpu"}).fit(data)
-    with pytest.raises(DataError, match="optimizer must be one of adam, sparse_adam, sgd, got 'rmsprop'"):
+    with pytest.raises(DataError, match="optimizer must be one of adam, fused_adam, sparse_adam, sgd, got 'rmsprop'"):
         create("bpr", {"optimizer": "rmsprop"}).fit(data)
     with pytest.raises(DataError, match='optimizer="sparse_adam" does not train distributed'):
         create("bpr", {"optimizer": "sparse_adam"})._check_distributed(None, data)  # type: ignore[arg-type]

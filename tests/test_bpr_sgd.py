@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -89,5 +91,115 @@ def test_sgd_refuses_distributed_and_bad_optimizer() -> None:
     train, _ = _checkerboard()
     with pytest.raises(DataError, match='optimizer="sgd" does not train distributed'):
         create("bpr", {"optimizer": "sgd"})._check_distributed(None, train)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="optimizer must be one of adam, sparse_adam, sgd"):
+    with pytest.raises(DataError, match="optimizer must be one of adam, fused_adam, sparse_adam, sgd"):
         create("bpr", {"optimizer": "rmsprop", "device": "cpu"}).fit(train)
+
+
+# ------------------------------------------------------------------ backend="implicit"
+IMPLICIT = {**SGD, "backend": "implicit"}
+
+
+def test_implicit_backend_refuses_other_optimizers_and_unknown_backends() -> None:
+    train, _ = _checkerboard()
+    with pytest.raises(DataError, match='backend="implicit" runs optimizer="sgd" only'):
+        create("bpr", {"backend": "implicit", "optimizer": "adam", "device": "cpu"}).fit(train)
+    with pytest.raises(DataError, match="backend must be one of torch, implicit"):
+        create("bpr", {**SGD, "backend": "numba"}).fit(train)
+
+
+def test_implicit_backend_epoch_is_implicits_update_on_our_weights() -> None:
+    """One epoch equals implicit's own iteration from [P | 1], [Q | b] with the same seed and 2 * l2."""
+    pytest.importorskip("implicit")
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    from gan4rec.models.baselines.bpr import MFScorer
+    from gan4rec.models.baselines.bpr_implicit import ImplicitEpochs
+
+    train, _ = _checkerboard()
+    torch.manual_seed(0)
+    mf = MFScorer(train.n_users, train.n_items, 4)
+    with torch.no_grad():
+        mf.item_bias.weight.normal_()  # a non-zero bias, so its column is checked too
+    p0, q0, b0 = (t.detach().numpy().copy() for t in (mf.user.weight, mf.item.weight, mf.item_bias.weight))
+    stats = ImplicitEpochs(train, 4, lr=0.05, l2=0.01).run(mf.user, mf.item, mf.item_bias, seed=7)
+    ref = BayesianPersonalizedRanking(factors=4, learning_rate=0.05, regularization=0.02, iterations=1,
+                                      num_threads=1, random_state=7)
+    ref.user_factors = np.hstack([p0, np.ones((len(p0), 1), np.float32)])
+    ref.item_factors = np.hstack([q0, b0])
+    ref.fit(train.csr().astype(np.float32), show_progress=False)
+    np.testing.assert_array_equal(mf.user.weight.detach().numpy(), ref.user_factors[:, :4])
+    np.testing.assert_array_equal(mf.item.weight.detach().numpy(), ref.item_factors[:, :4])
+    np.testing.assert_array_equal(mf.item_bias.weight.detach().numpy(), ref.item_factors[:, 4:])
+    assert not np.array_equal(mf.user.weight.detach().numpy(), p0), "the epoch changed the weights"
+    assert 0.0 <= stats["skipped"] < 1.0 and 0.0 <= stats["train_auc"] <= 1.0
+
+
+def test_implicit_backend_starts_from_the_seeds_weights_and_copies_them_back() -> None:
+    """A step far below float32 resolution: both backends end where the seed's initialisation started."""
+    pytest.importorskip("implicit")
+    train, _ = _checkerboard()
+    tiny = {"lr": 1e-30, "l2": 0.0, "epochs": 2, "patience": None}
+    a = create("bpr", {**IMPLICIT, **tiny}, random_state=1).fit(train)
+    b = create("bpr", {**SGD, **tiny}, random_state=1).fit(train)
+    for name in ("user", "item", "item_bias"):
+        # atol: the biases start at 0 and move by ~1e-30 (below it every weight is bit-equal).
+        torch.testing.assert_close(getattr(a.modules_["mf"], name).weight, getattr(b.modules_["mf"], name).weight,
+                                   rtol=0, atol=1e-20)
+
+
+def test_implicit_backend_learns_is_reproducible_and_round_trips(tmp_path) -> None:
+    pytest.importorskip("implicit")
+    train, held = _checkerboard()
+    params = {**IMPLICIT, "epochs": 150, "patience": None}
+    a = create("bpr", params, random_state=3).fit(train)
+    b = create("bpr", params, random_state=3).fit(train)
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(a.score(users), b.score(users))
+    items, _ = a.recommend(users, k=1)
+    assert (items[:, 0] == held).mean() >= 0.9, "the withheld item of the user's block comes first"
+    c = create("bpr", params, random_state=4).fit(train)
+    assert not np.array_equal(a.score(users), c.score(users)), "the seed reaches implicit's sampling"
+    a.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert isinstance(loaded, BPR) and loaded.get_params()["backend"] == "implicit"
+    np.testing.assert_array_equal(loaded.score(users), a.score(users))
+
+
+def test_adam_epoch_means_match_step_by_step_accumulation() -> None:
+    from gan4rec.models.baselines.bpr import _epoch_means
+
+    gen = torch.Generator().manual_seed(0)
+    steps = [torch.rand((), generator=gen) for _ in range(14)]  # 7 steps of (loss, reg)
+    n, bs = 6 * 256 + 77, 256
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    reg_sum = torch.zeros((), dtype=torch.float64)
+    for k in range(7):
+        size = bs if k < 6 else 77
+        loss_sum += steps[2 * k] * size
+        reg_sum += steps[2 * k + 1] * size
+    got = _epoch_means(steps, n, bs, torch.device("cpu"))
+    assert got == {"loss": float(loss_sum) / n, "reg": float(reg_sum) / n}
+
+
+def test_fused_adam_is_adam_up_to_rounding_and_reproducible() -> None:
+    train, held = _checkerboard()
+    params = {**SGD, "lr": 0.05, "epochs": 40, "patience": None}
+    a = create("bpr", {**params, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    b = create("bpr", {**params, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(a.score(users), b.score(users))
+    items, _ = a.recommend(users, k=1)
+    np.testing.assert_array_equal(items[:, 0], held)
+    one = {**params, "epochs": 1}
+    fused = create("bpr", {**one, "optimizer": "fused_adam"}, random_state=2).fit(train)
+    plain = create("bpr", {**one, "optimizer": "adam"}, random_state=2).fit(train)
+    np.testing.assert_allclose(fused.score(users), plain.score(users), rtol=0, atol=1e-5)
+
+
+def test_implicit_backend_without_implicit_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gan4rec.errors import MissingInputError
+
+    monkeypatch.setitem(sys.modules, "implicit.cpu.bpr", None)  # the import fails as if it were absent
+    train, _ = _checkerboard()
+    with pytest.raises(MissingInputError, match=r'backend="implicit" needs the implicit package.*pip install'):
+        create("bpr", {**IMPLICIT, "epochs": 1}).fit(train)
