@@ -189,9 +189,9 @@ def run_one(label: str, model: Any, train: Any, *, epochs: int, ceiling: float, 
 
 
 def _paper(args: argparse.Namespace, ceilings: dict[str, float]) -> list[dict[str, Any]]:
+    from gan4rec.config import load_config
     from gan4rec.data.io import read_uir_pair
     from gan4rec.evaluation.evaluator import evaluate
-    from gan4rec.experiment import load_config
     from gan4rec.models import create
 
     train_path, test_path = SHARED / "cfgan-ml100k" / "ML100K.train", SHARED / "cfgan-ml100k" / "ML100K.test"
@@ -276,8 +276,8 @@ def _kernel_times(label: str, model: Any, train: Any, epochs: int) -> dict[str, 
 
 
 def _synthetic(args: argparse.Namespace, ceilings: dict[str, float], size: str) -> list[dict[str, Any]]:
+    from gan4rec.config import load_config
     from gan4rec.data.synthetic import SYNTHETIC_SIZES, make_synthetic
-    from gan4rec.experiment import load_config
     from gan4rec.models import create
 
     n_users, n_items, n_inter = SYNTHETIC_SIZES[size]

@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from gan4rec.atomic import atomic_write_text
+    from gan4rec.config import load_config
     from gan4rec.evaluation.significance import paired_ttest, paired_wilcoxon
-    from gan4rec.experiment import DataSpec, Protocol, load_config, load_split, run_on_split
+    from gan4rec.experiment import DataSpec, Protocol, load_split, run_on_split
 
     irgan_cfg = load_config(ROOT / "configs" / "irgan-ml100k.toml")
     bpr_cfg = load_config(ROOT / "configs" / "bpr-ml100k.toml")

@@ -140,11 +140,12 @@ class Stages:
 
 # ------------------------------------------------------------------------------------------- stages
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from gan4rec.config import load_config
     from gan4rec.data.io import read_interactions, write_interactions
     from gan4rec.data.split import random_holdout
     from gan4rec.data.synthetic import SYNTHETIC_SIZES, make_synthetic
     from gan4rec.evaluation.evaluator import evaluate
-    from gan4rec.experiment import Protocol, load_config
+    from gan4rec.experiment import Protocol
     from gan4rec.models import create
 
     full_users, n_items, full_nnz = SYNTHETIC_SIZES["ml-20m"]

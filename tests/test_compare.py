@@ -17,9 +17,10 @@ from gan4rec.compare import (
     demo_experiment,
     experiment_toml,
 )
+from gan4rec.config import load_experiment
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.evaluation.significance import holm
-from gan4rec.experiment import DataSpec, Protocol, load_experiment
+from gan4rec.experiment import DataSpec, Protocol
 from gan4rec.leaderboard import leaderboard_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from gan4rec.compare import compare
-from gan4rec.experiment import DataSpec, Protocol, load_experiment
+from gan4rec.config import load_experiment
+from gan4rec.experiment import DataSpec, Protocol
 from gan4rec.report import make_plots, render_html, write_report
 from gan4rec.report.plots import gan_curves, training_curves
 

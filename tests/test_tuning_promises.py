@@ -9,10 +9,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from gan4rec import tuning
+from gan4rec.config import load_config
 from gan4rec.data.split import Split, presplit, random_holdout
 from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError
-from gan4rec.experiment import DataSpec, Protocol, load_config, run_on_split
+from gan4rec.experiment import DataSpec, Protocol, run_on_split
 from gan4rec.models import MODELS
 from gan4rec.tuning import TimeBoxError, tune, tuned_config, tuned_config_toml
 

@@ -36,7 +36,7 @@ same for all its models, and Holm corrects within the task. A model that cannot 
 The result is one JSON-ready dict (see :func:`compare`); :func:`gan4rec.report.write_report` renders it.
 
 Experiment configs (TOML, ``configs/experiments/*.toml``) describe a whole comparison; see
-:func:`gan4rec.experiment.load_experiment`. Paths inside a config are relative to the current working directory (where the
+:func:`gan4rec.config.load_experiment`. Paths inside a config are relative to the current working directory (where the
 command runs), not to the config file, like paths given as flags.
 """
 
@@ -53,13 +53,12 @@ from typing import Any
 
 import numpy as np
 
+from gan4rec.config import EXPERIMENT_KEYS, load_experiment
 from gan4rec.errors import DataError, MissingInputError
 from gan4rec.experiment import (
-    EXPERIMENT_KEYS,
     DataSpec,
     Protocol,
     data_record,
-    load_experiment,
     load_split,
     protocol_record,
     run_on_split,
@@ -83,7 +82,7 @@ from gan4rec.popularity import (
     train_popularity,
 )
 
-# EXPERIMENT_KEYS, POPULARITY_BUCKETS, leaderboard_text and load_experiment live in gan4rec.experiment,
+# EXPERIMENT_KEYS, POPULARITY_BUCKETS, leaderboard_text and load_experiment live in gan4rec.config,
 # gan4rec.popularity and gan4rec.leaderboard; they are re-exported here for callers of the old home.
 __all__ = [
     "DEMO_MODELS",

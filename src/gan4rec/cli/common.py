@@ -291,7 +291,7 @@ def load_cfg_and_model(args: argparse.Namespace) -> tuple[dict[str, Any], str, d
     ``--params`` is a usage error (exit 2), a bad ``model`` or ``[params]`` in the config a data error
     naming the file (exit 65).
     """
-    from gan4rec.experiment import load_config
+    from gan4rec.config import load_config
 
     cfg = load_config(args.config) if args.config else {}
     model = args.model or cfg.get("model") or "toppop"
