@@ -386,6 +386,18 @@ def test_explain_names_the_content_features_of_new_and_cold_items(store: dict[st
         assert r.status_code == 409 and "cannot score a history" in r.json()["detail"]
 
 
+def test_explain_by_occlusion_for_a_nonlinear_hybrid(tmp_path: Path) -> None:
+    """ease-side scores content non-linearly: occlusion, marked approximate, with the all-zero row's baseline."""
+    create("ease-side", {}).fit(_case(cold=COLD)).save(tmp_path / "m")
+    with TestClient(create_app(tmp_path / "m", api_key=KEY)) as c:
+        assert c.post("/items", json={"items": [{"id": NEW, "features": {"genre=2": 1.0}}]}, headers=H).status_code == 201
+        for item in (NEW, 125):
+            body = c.get("/explain", params={"user": str(_genre_users(2)[0]), "item": str(item)}, headers=H).json()
+            assert body["explains"] == "content" and body["method"] == "occlusion" and body["approximate"] is True
+            assert body["baseline"] is not None and body["rest"] is None and body["cold"] is True
+            assert body["features"][0]["feature"] == "genre=2" and body["score"] > body["baseline"]
+
+
 def test_explain_of_other_models_is_unchanged(store: dict[str, Any]) -> None:
     """EASE (no content) explains by history items as before; an item it does not know is a 404."""
     with TestClient(create_app(store["ease"], api_key=KEY)) as c:
