@@ -239,6 +239,19 @@ def test_cli_compare_with_config_writes_report_and_json(tmp_path: Path, capsys: 
     assert "unknown model 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("flag", "seeds"), [("0,2", [0, 2]), ("3,", [3]), ("2", [0, 1])])
+def test_cli_compare_seeds_takes_a_count_or_a_list(flag: str, seeds: list[int], tmp_path: Path) -> None:
+    """``--seeds`` takes what the config's ``seeds`` key takes: a count N (0..N-1) or the seeds themselves."""
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('models = ["toppop"]\nseeds = 5\ntrials = 0\n[data]\ndataset = "synthetic"\n[data.synthetic]\n'
+                   "n_users = 60\nn_items = 80\nn_interactions = 900\n")
+    js = tmp_path / "r.json"
+    assert main(["-q", "compare", "--config", str(cfg), "--seeds", flag, "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["seeds"] == seeds  # the flag overrides the config's 5
+    assert sorted(r["seed"] for r in res["results"]["toppop"]["per_seed"]) == seeds
+
+
 def test_cli_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     code = main(["-q", "demo", "--users", "60", "--items", "80", "--report", str(out)])

@@ -117,6 +117,26 @@ def test_item_content_skips_text_features() -> None:
         item_content(inter, "title")
 
 
+def test_skipped_text_features_are_said_once_per_process(monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Every fit reads the content (many per compare): the note on left-out text features is INFO once."""
+    import logging
+
+    from gan4rec.models.hybrid import common
+
+    monkeypatch.setattr(common, "_SKIPPED_SAID", set())
+    inter = Interactions.from_indices(
+        np.array([0, 1]), np.array([0, 1]), IdMap(np.arange(2)), IdMap(np.arange(3)),
+        item_features={"title": np.array(["a", "b", "c"]), "genres": np.eye(3, dtype=np.uint8)},
+    )
+    with caplog.at_level(logging.DEBUG, logger=common.__name__):
+        for _ in range(3):
+            item_content(inter, None)
+    said = [r for r in caplog.records if "not numeric; left out" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert "item features title are not numeric" in said[0].getMessage()
+
+
 def test_calibrate_refuses_a_cf_model(cold_split) -> None:
     model = create("toppop").fit(cold_split.train)
     with pytest.raises(DataError, match="cold-start hybrid"):

@@ -204,7 +204,7 @@ def test_post_history_folds_in_a_new_user(client: TestClient, store: dict[str, A
 def test_history_is_unsupported_for_mf_models(store: dict[str, Any]) -> None:
     with TestClient(create_app(store["root"] / "bpr")) as c:
         r = c.post("/recommend", json={"history": [1, 2]})
-        assert r.status_code == 400
+        assert r.status_code == 409  # a valid request the live model cannot answer (as POST /items)
         assert r.json()["detail"].startswith("unsupported for this model: model 'bpr' cannot score a history")
         assert c.get("/recommend", params={"user": "1"}).json()["strategy"] == "model"
         assert c.get("/info").json()["fold_in"] is False
@@ -366,7 +366,7 @@ def test_explain_methods_per_model(store: dict[str, Any]) -> None:
         body = c.get("/explain", params={"user": 3, "item": 7}).json()
         assert body["method"] == "embedding_similarity (approximate)" and body["approximate"] is True
         r = c.post("/explain", json={"history": [1, 2], "items": [7]})
-        assert r.status_code == 400 and "unsupported for this model" in r.json()["detail"]
+        assert r.status_code == 409 and "unsupported for this model" in r.json()["detail"]
     with TestClient(create_app(store["root"] / "cfgan")) as c:  # user-based: folds in, gradients
         assert c.get("/explain", params={"user": 3, "item": 7}).json()["method"] == "integrated_gradients"
         res = c.post("/recommend", json={"history": [1, 2, 3], "k": 4}).json()["results"][0]

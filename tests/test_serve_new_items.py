@@ -43,15 +43,17 @@ KEY = "new-items-key-0123456789"
 H = {"X-API-Key": KEY}
 N_GENRES, ITEMS_PER, USERS_PER = 4, 10, 6
 NEW = 9999  # the id of the new item in most tests: not in the catalog (items are 100..139)
+COLD = 25  # the index of the catalog item (id 125, genre 2) without interactions in the "knn-cold" model
 
 
-def _case() -> Interactions:
+def _case(cold: int | None = None) -> Interactions:
+    """The genre case; ``cold``: an item index left without interactions (a cold catalog item)."""
     rng = np.random.default_rng(0)
     users, items = [], []
     for u in range(N_GENRES * USERS_PER):
         g = u // USERS_PER
         for i in range(g * ITEMS_PER, (g + 1) * ITEMS_PER):
-            if rng.random() < 0.6:
+            if rng.random() < 0.6 and i != cold:
                 users.append(u)
                 items.append(i)
     genre = np.zeros((N_GENRES * ITEMS_PER, N_GENRES), dtype=np.float32)
@@ -71,9 +73,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = _case()
     create("content-knn", {"k": 20, "weighting": "none"}).fit(data).save(root / "knn")
     create("ease", {"l2": 10.0}).fit(data).save(root / "ease")
+    create("content-knn", {"k": 20, "weighting": "none"}).fit(_case(cold=COLD)).save(root / "knn-cold")
     keys = root / "keys.txt"
     keys.write_text(KEY + "\n")
-    return {"root": root, "knn": root / "knn", "ease": root / "ease", "keys": keys,
+    return {"root": root, "knn": root / "knn", "ease": root / "ease", "knn-cold": root / "knn-cold", "keys": keys,
             "model": Recommender.load(root / "knn")}
 
 
@@ -339,6 +342,81 @@ def test_cli_serve_refuses_new_items_for_ease(store: dict[str, Any], tmp_path: P
     assert main(["-q", "serve", str(store["knn"]), "--new-items", str(tmp_path / "absent.csv")]) == 66
 
 
+# ------------------------------------------------------------------------------------------------ /explain
+def test_explain_names_the_content_features_of_new_and_cold_items(store: dict[str, Any]) -> None:
+    """A cold-start model explains a posted new item and a cold catalog item (no training interaction) by
+    their content features, as gan4rec.explain_cold computes them, with the score the ranking gives them."""
+    from gan4rec.explain_cold import explain_cold
+
+    model = Recommender.load(store["knn-cold"])
+    assert not model.warm_[COLD]
+    u_raw = _genre_users(2)[0]
+    u = model.user_map_.get(u_raw)
+    with TestClient(create_app(store["knn-cold"], api_key=KEY)) as c:
+        assert c.post("/items", json={"items": [{"id": NEW, "features": {"genre=2": 1.0}}]}, headers=H).status_code == 201
+        new = c.get("/explain", params={"user": str(u_raw), "item": str(NEW)}, headers=H)
+        assert new.status_code == 200, new.text
+        body = new.json()
+        row = np.zeros((1, model.n_features), dtype=np.float32)
+        row[0, 2] = 1.0
+        e = explain_cold(model, u, features=row)
+        assert body["explains"] == "content" and body["new"] is True and body["cold"] is True
+        assert body["item"] == NEW and body["user"] == u_raw and body["contributions"] == []
+        assert body["method"] == e.method == "exact" and body["approximate"] is False
+        assert [f["feature"] for f in body["features"]] == e.features == ["genre=2"]
+        assert body["features"][0]["value"] == 1.0
+        assert body["features"][0]["contribution"] == pytest.approx(float(e.contributions[0]))
+        assert body["score"] == pytest.approx(float(model.score_new_items(np.array([u]), row)[0, 0])) and body["score"] > 0
+        assert body["total"] + body["rest"] == pytest.approx(body["score"])
+        ranked = next(it for it in _rec(c, u_raw, k=1000) if it["item"] == NEW)
+        assert ranked["score"] == pytest.approx(body["score"])  # the score /recommend ranks it by
+        cold = c.get("/explain", params={"user": str(u_raw), "item": "125"}, headers=H).json()
+        assert cold["explains"] == "content" and cold["new"] is False and cold["cold"] is True, cold
+        assert [f["feature"] for f in cold["features"]] == ["genre=2"] and cold["warnings"] == []
+        assert cold["score"] == pytest.approx(float(model.score(np.array([u]))[0, COLD]))
+        batch = c.post("/explain", json={"user": u_raw, "items": [125, NEW, 100]}, headers=H)
+        assert batch.status_code == 200, batch.text
+        results = batch.json()["results"]
+        assert [r["item"] for r in results] == [125, NEW, 100] and [r["new"] for r in results] == [False, True, False]
+        # a warm item has no history explanation for this model: its content score, with a warning naming it
+        assert results[2]["cold"] is False and results[2]["warnings"][0].startswith("item 100 is warm")
+        r = c.get("/explain", params={"user": str(u_raw), "item": "5555"}, headers=H)
+        assert r.status_code == 404 and "nor a new item" in r.json()["detail"]
+        r = c.post("/explain", json={"history": [100], "items": [125]}, headers=H)
+        assert r.status_code == 409 and "cannot score a history" in r.json()["detail"]
+
+
+def test_explain_by_occlusion_for_a_nonlinear_hybrid(tmp_path: Path) -> None:
+    """ease-side scores content non-linearly: occlusion, marked approximate, with the all-zero row's baseline."""
+    create("ease-side", {}).fit(_case(cold=COLD)).save(tmp_path / "m")
+    with TestClient(create_app(tmp_path / "m", api_key=KEY)) as c:
+        assert c.post("/items", json={"items": [{"id": NEW, "features": {"genre=2": 1.0}}]}, headers=H).status_code == 201
+        for item in (NEW, 125):
+            body = c.get("/explain", params={"user": str(_genre_users(2)[0]), "item": str(item)}, headers=H).json()
+            assert body["explains"] == "content" and body["method"] == "occlusion" and body["approximate"] is True
+            assert body["baseline"] is not None and body["rest"] is None and body["cold"] is True
+            assert body["features"][0]["feature"] == "genre=2" and body["score"] > body["baseline"]
+
+
+def test_explain_of_other_models_is_unchanged(store: dict[str, Any]) -> None:
+    """EASE (no content) explains by history items as before; an item it does not know is a 404."""
+    with TestClient(create_app(store["ease"], api_key=KEY)) as c:
+        body = c.get("/explain", params={"user": "0", "item": "101"}, headers=H).json()
+        assert body["explains"] == "history" and body["method"] == "exact" and body["contributions"]
+        assert "features" not in body
+        assert c.get("/explain", params={"user": "0", "item": str(NEW)}, headers=H).status_code == 404
+
+
+def test_recommend_with_a_history_is_a_409_where_the_model_cannot_fold_in(knn: TestClient) -> None:
+    """A valid body the live model cannot answer is a 409 (as POST /items for EASE), declared in the schema."""
+    r = knn.post("/recommend", json={"history": [100, 101], "k": 3}, headers=H)
+    assert r.status_code == 409 and "cannot score a history" in r.json()["detail"]
+    assert knn.get("/info", headers=H).json()["fold_in"] is False
+    schema = knn.get("/openapi.json").json()
+    assert "409" in schema["paths"]["/recommend"]["post"]["responses"]
+    assert "409" in schema["paths"]["/explain"]["post"]["responses"]
+
+
 # ------------------------------------------------------------------------------------------------ the schema
 def test_openapi_says_what_new_items_are(knn: TestClient) -> None:
     schema = knn.get("/openapi.json").json()
@@ -346,12 +424,16 @@ def test_openapi_says_what_new_items_are(knn: TestClient) -> None:
     scored = schema["components"]["schemas"]["ScoredItem"]["properties"]["new"]
     assert "no interactions" in scored["description"]
     assert "409" in schema["paths"]["/items"]["post"]["responses"]
+    explanation = schema["components"]["schemas"]["ExplanationBody"]["properties"]
+    assert {"explains", "features", "rest", "new", "cold"} <= set(explanation)
+    assert "content" in explanation["explains"]["description"]
+    assert "feature_names_" in schema["components"]["schemas"]["FeatureContribution"]["properties"]["feature"]["description"]
 
 
 def test_schemathesis_smoke_on_a_cold_start_model(store: dict[str, Any], tmp_path: Path) -> None:
-    """schemathesis' checks (5xx, schema conformance, status codes) of the new-item and recommend operations
-    on a model that takes new items. (``POST /recommend`` with a history is left out: a model that cannot
-    fold in answers it with 400, which schemathesis counts as a rejected valid request.)"""
+    """schemathesis' checks (5xx, schema conformance, status codes) of the new-item, recommend and explain
+    operations on a model that takes new items and cannot fold in a history (``POST /recommend`` and
+    ``POST /explain`` with one answer 409, a status schemathesis accepts for a valid request)."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 
@@ -364,7 +446,8 @@ def test_schemathesis_smoke_on_a_cold_start_model(store: dict[str, Any], tmp_pat
     labels = set()
     for result in schema.get_all_operations():
         op = result.ok()
-        if op.label not in ("POST /items", "DELETE /items/{item}", "GET /recommend", "GET /info"):
+        if op.label not in ("POST /items", "DELETE /items/{item}", "GET /recommend", "POST /recommend", "GET /info",
+                            "GET /explain", "POST /explain"):
             continue
         labels.add(op.label)
 
@@ -380,7 +463,7 @@ def test_schemathesis_smoke_on_a_cold_start_model(store: dict[str, Any], tmp_pat
                 failures.append(f"{case.operation.label}: {str(e)[:400]}")
 
         check()
-    assert len(labels) == 4 and failures == [] and cases > 0
+    assert len(labels) == 7 and failures == [] and cases > 0
 
 
 def test_cli_serve_passes_the_new_items_file(store: dict[str, Any], tmp_path: Path,

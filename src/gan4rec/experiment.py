@@ -521,7 +521,9 @@ def evaluate_model(
     """Evaluate a saved model on the test part of ``spec``, re-split exactly as when it was trained.
 
     The split is rebuilt from the protocol stored with the model and must have the same fingerprint;
-    otherwise the test set would not be the one held out from its training data.
+    otherwise the test set would not be the one held out from its training data. On a cold-items split the
+    test metrics are per task, as :func:`run_cold` reports them (``None`` for the cold task of a model that
+    cannot score cold items).
     """
     split, data_info = load_split(spec, protocol)
     assert split.test is not None
@@ -535,13 +537,19 @@ def evaluate_model(
         raise DataError("the data's users and items differ from the model's id maps")
     refit = protocol.refit == "full" or split.valid is None
     train = split.full_train() if refit else split.train
-    exclude = () if refit else (split.valid,)
-    metrics = _evaluate(model, train, split.test, protocol, exclude=exclude, device=device).metrics  # type: ignore[arg-type]
+    extra: dict[str, Any] = {}
+    if isinstance(split, ColdSplit):
+        metrics: Any = _cold_metrics(model, split, "test", train, protocol.ks, device)[0]
+        extra["cold_start"] = model.cold_start
+    else:
+        exclude = () if refit else (split.valid,)
+        metrics = _evaluate(model, train, split.test, protocol, exclude=exclude, device=device).metrics  # type: ignore[arg-type]
     return {
         "model": model.name,
         "dataset": data_info,
         "protocol": protocol_record(protocol),
         "params": model.get_params(),
+        **extra,
         "metrics": {"test": metrics},
         "versions": versions(),
     }

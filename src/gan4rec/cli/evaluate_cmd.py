@@ -1,5 +1,9 @@
 """``gan4rec evaluate MODEL_DIR``: re-create the split a saved model was trained on and test it again.
 
+A model trained with ``--split cold-items`` is tested on the warm, cold and overall tasks, printed and
+written (``--json``) as ``train`` does (:func:`gan4rec.experiment.evaluate_model`): the cold task of a model
+that cannot score cold items is "cannot" in text and ``null`` in JSON.
+
 Without data options the data come from the model's ``meta.json``, as ``train --save`` recorded them
 (``data_spec``: the source and every reading option, the item-features file and its TF-IDF options
 included; older artifacts: ``data``, the source and format).
@@ -66,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise
         except Exception as e:  # noqa: BLE001 -- any reader's error may quote the file: keep its text out
             raise _without_content(e, spec, args.model_dir) from None
-    print_metrics("test", res["metrics"]["test"])
+    print_metrics("test", res["metrics"]["test"])  # one table per task on a cold-items split
     if args.json:
         write_json(args.json, res)
         print(f"wrote {args.json}")

@@ -90,7 +90,9 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--config", metavar="FILE.toml",
                    help="experiment config (configs/experiments/*.toml); flags override it; paths in it are "
                         "relative to the current directory")
-    c.add_argument("--seeds", type=positive_int, default=None, help="refit + test with seeds 0..N-1 (default: config, else 3)")
+    c.add_argument("--seeds", type=_seeds, default=None, metavar="N|S,S,...",
+                   help="refit + test with seeds 0..N-1, or the seeds listed (e.g. 0,1,4; one seed: 4,) "
+                        "(default: config, else 3)")
     c.add_argument("--trials", type=non_negative_int, default=None,
                    help="tuning trials per model, the same for all (default: config, else 20; 0 = no tuning)")
     c.add_argument("--splits", type=positive_int, default=None, help="repeat over N splits, split seeds split-seed + i")
@@ -114,6 +116,22 @@ def _add_tune_compare_demo(sub: Any) -> None:
     dm.add_argument("--json", type=output_file, metavar="FILE", help="also write the result as JSON")
     dm.add_argument("--device", type=device_name, default=None)
     dm.set_defaults(func=_cmd_demo)
+
+
+def _seeds(text: str) -> int | list[int]:
+    """``--seeds``: a count ``N`` (seeds ``0..N-1``) or a comma list of distinct seeds >= 0 (``0,1,4``; a
+    single seed as ``4,``), as the experiment config's ``seeds`` key takes an int or a list."""
+    if "," not in text:
+        return positive_int(text)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()  # "4," is the list [4]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"must be a count >= 1 or a comma list of seeds >= 0, got {text!r}")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"must list each seed once, got {text!r}")
+    return seeds
 
 
 # ---------------------------------------------------------------------------------------------- commands

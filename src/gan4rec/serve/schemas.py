@@ -40,6 +40,7 @@ __all__ = [
     "ErrorBody",
     "ExplainRequest",
     "ExplanationBody",
+    "FeatureContribution",
     "Health",
     "HistoryBody",
     "HistoryExplainRequest",
@@ -168,7 +169,7 @@ class UsersRecommendRequest(_RecommendOptions):
 
 
 class HistoryRecommendRequest(_RecommendOptions):
-    """Recommendations for an ad-hoc history of item ids, folded into models that can (400 for the others)."""
+    """Recommendations for an ad-hoc history of item ids, folded into models that can (409 for the others)."""
 
     history: list[Id] = Field(max_length=MAX_LIST)
 
@@ -206,18 +207,47 @@ class Contribution(BaseModel):
     title: str | None = None
 
 
+class FeatureContribution(BaseModel):
+    feature: str = Field(description="The content column, named as the model names it (its feature_names_, e.g. "
+                                     "'genre=Drama' or 'text=neural'; 'feature=3' where it has no names).")
+    value: float = Field(description="The item's value in that column.")
+    contribution: float = Field(description="'exact': this column's additive share of the score; 'occlusion': "
+                                            "the drop in score when the column is set to 0.")
+
+
 class ExplanationBody(BaseModel):
+    """Why a user or history scores an item. ``explains`` says by what: ``"history"``, the user's history
+    items (``contributions``); ``"content"``, the item's content features (``features``), for a cold-start
+    model's cold item, new item, or a warm item it has no history explanation for (a warning says so)."""
+
     user: Id | None
     item: Id
     title: str | None = None
     score: float | None = Field(description="The model's score of the item for this user or history.")
     method: str = Field(
-        description="'exact', 'integrated_gradients' or 'embedding_similarity (approximate)'.")
-    approximate: bool
-    contributions: list[Contribution] = Field(description="History items, largest weight first.")
-    total: float | None = Field(description="Sum of the weights over the whole history (see the docs).")
-    baseline: float | None = Field(description="Score of an empty history (integrated gradients).")
-    history_size: int
+        description="History: 'exact', 'integrated_gradients' or 'embedding_similarity (approximate)'. "
+                    "Content: 'exact' (content-knn, ridge-map: contributions add up to score - rest) or "
+                    "'occlusion' (the other hybrids).")
+    approximate: bool = Field(description="Whether the weights are not an exact decomposition of the score "
+                                          "(embedding similarity; content occlusion).")
+    explains: Literal["history", "content"] = Field(
+        default="history", description="'history': contributions are history items; 'content': features are the "
+                                       "item's content features (cold-start models, gan4rec.explain_cold).")
+    contributions: list[Contribution] = Field(description="History items, largest weight first (empty for "
+                                                          "a content explanation).")
+    features: list[FeatureContribution] = Field(
+        default_factory=list, description="Content explanation: the item's nonzero content features with the "
+                                          "largest |contribution|, largest first (up to 'top').")
+    total: float | None = Field(description="Sum of the weights over the whole history, or of the contributions of "
+                                            "all the item's nonzero content features (see the docs).")
+    baseline: float | None = Field(description="Score of an empty history (integrated gradients), or of an "
+                                               "all-zero content row (occlusion).")
+    rest: float | None = Field(default=None, description="Content, 'exact': the part of the score that does not "
+                                                         "depend on the content (score = total + rest).")
+    history_size: int = Field(description="Items in the history explained (content: the user's training items).")
+    n_features: int | None = Field(default=None, description="Content: the item's nonzero content features.")
+    new: bool = Field(default=False, description="Content: the item is a new item (POST /items, --new-items).")
+    cold: bool = Field(default=False, description="Content: the item has no training interaction.")
     model_version: str
     warnings: list[str]
 

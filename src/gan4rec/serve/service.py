@@ -236,8 +236,8 @@ class Service:
                           exclude_raw: Sequence[Any], candidates_raw: Sequence[Any] | None) -> dict[str, Any]:
         from gan4rec.explain import fold_in_scores, history_matrix
 
-        if live.fold_in_reason is not None:
-            raise HTTPError(400, f"unsupported for this model: {live.fold_in_reason}")
+        if live.fold_in_reason is not None:  # a valid request the live model cannot answer: 409, as POST /items
+            raise HTTPError(409, f"unsupported for this model: {live.fold_in_reason}")
         warnings: list[str] = []
         hist = self._items_in(live, history_raw, "history", warnings)
         exclude = self._items_in(live, exclude_raw, "exclude", warnings)
@@ -268,41 +268,127 @@ class Service:
     # -------------------------------------------------------------- explain / similar / history
     def explain(self, live: LiveModel, user_raw: Any, history_raw: Sequence[Any] | None,
                 items_raw: Sequence[Any], top: int) -> list[dict[str, Any]]:
+        """Explanation bodies of ``items_raw`` for a known user or an ad-hoc history, in order.
+
+        A cold-start hybrid with content explains an item by its content features
+        (:func:`gan4rec.explain_cold.explain_cold`) where it has no history explanation: a cold catalog item,
+        a new item, or (with a warning) a warm item, as ``gan4rec explain`` does.
+        """
         from gan4rec.explain import explain_items
 
         warnings: list[str] = []
-        items = [self._item(live, r) for r in items_raw]
-        user_out: Any = None
         if history_raw is not None:
+            if live.fold_in_reason is not None:
+                raise HTTPError(409, f"unsupported for this model: {live.fold_in_reason}")
+            items = [self._item(live, r) for r in items_raw]
             hist = self._items_in(live, history_raw, "history", warnings)
             hist = hist[hist < live.model.n_items]  # new items have no interactions to explain with
             exps = explain_items(live.model, items, history=hist, top=top)
-        else:
-            u = self._user(live, user_raw)
-            user_out = self._user_raw(live, u)
+            return [self._history_explanation(live, None, e, warnings) for e in exps]
+        u = self._user(live, user_raw)
+        user_out = self._user_raw(live, u)
+        if not self._explains_content(live):
+            items = [self._item(live, r) for r in items_raw]
             exps = explain_items(live.model, items, user=u, top=top)
-        out = []
-        for e in exps:
-            raws = self._raw_items(live, e.items)
-            titles = live.titles[e.items].tolist() if live.titles is not None else [None] * len(raws)
-            finite_score = float(e.score) if np.isfinite(e.score) else None
-            out.append({
-                "user": user_out,
-                "item": self._raw_items(live, np.array([e.item]))[0],
-                "title": live.title(e.item),
-                "score": finite_score,
-                "method": e.method,
-                "approximate": e.approximate,
-                "contributions": [{"item": r, "weight": w, "title": t}
-                                  for r, w, t in zip(raws, e.weights.tolist(), titles)],
-                "total": e.total,
-                "baseline": e.baseline,
-                "history_size": e.history_size,
-                "model_version": live.version,
-                "warnings": warnings + list(e.warnings)
-                            + ([] if finite_score is not None else ["the item's score is not finite"]),
-            })
-        return out
+            return [self._history_explanation(live, user_out, e, warnings) for e in exps]
+        idx = [self._content_item(live, r) for r in items_raw]
+        n = live.model.n_items
+        by_history = [i for i in dict.fromkeys(idx) if i < n and live.model.warm_[i]]
+        history_exps: dict[int, Any] = {}
+        if by_history and live.explain_method is not None:
+            history_exps = {e.item: e for e in explain_items(live.model, by_history, user=u, top=top)}
+        return [self._history_explanation(live, user_out, history_exps[i], warnings) if i in history_exps
+                else self._content_explanation(live, u, user_out, i, top) for i in idx]
+
+    @staticmethod
+    def _explains_content(live: LiveModel) -> bool:
+        """Whether the model explains items by their content features (a cold-start hybrid with content)."""
+        if not getattr(live.model, "cold_start", False):
+            return False
+        from gan4rec.explain import UnsupportedError
+        from gan4rec.explain_cold import content_method
+
+        try:
+            content_method(live.model)
+        except UnsupportedError:
+            return False
+        return True
+
+    def _content_item(self, live: LiveModel, raw: Any) -> int:
+        """Index of a catalog item, or ``n_items + j`` of new item ``j``; 404 for an unknown id."""
+        i = self._lookup_item(live, raw)
+        if i < 0:
+            raise HTTPError(404, f"unknown item {json.dumps(raw)}: neither an item the model was trained on nor "
+                                 "a new item (POST /items, --new-items)")
+        return i
+
+    def _history_explanation(self, live: LiveModel, user_out: Any, e: Any, warnings: list[str]) -> dict[str, Any]:
+        """The body of a :class:`gan4rec.explain.Explanation`: the history items behind the score."""
+        raws = self._raw_items(live, e.items)
+        titles = live.titles[e.items].tolist() if live.titles is not None else [None] * len(raws)
+        finite_score = float(e.score) if np.isfinite(e.score) else None
+        return {
+            "user": user_out,
+            "item": self._raw_items(live, np.array([e.item]))[0],
+            "title": live.title(e.item),
+            "score": finite_score,
+            "method": e.method,
+            "approximate": e.approximate,
+            "explains": "history",
+            "contributions": [{"item": r, "weight": w, "title": t}
+                              for r, w, t in zip(raws, e.weights.tolist(), titles)],
+            "total": e.total,
+            "baseline": e.baseline,
+            "history_size": e.history_size,
+            "model_version": live.version,
+            "warnings": warnings + list(e.warnings)
+                        + ([] if finite_score is not None else ["the item's score is not finite"]),
+        }
+
+    def _content_explanation(self, live: LiveModel, u: int, user_out: Any, i: int, top: int) -> dict[str, Any]:
+        """The body of a content explanation (:func:`gan4rec.explain_cold.explain_cold`) of item index ``i``
+        (``n_items + j``: new item ``j``) for user ``u``."""
+        from gan4rec.explain_cold import METHOD_EXACT, explain_cold
+
+        model, n = live.model, live.model.n_items
+        new = i >= n
+        raw = self._raw_items(live, np.array([i]))[0]
+        if new:
+            j = i - n
+            e = explain_cold(model, u, features=live.new_items.features[j : j + 1], top=top)  # type: ignore[index]
+        else:
+            e = explain_cold(model, u, item=i, top=top)
+        # explain_cold names a warm item by its index; a client knows it by its raw id
+        warns = [w.replace(f"item {i} is warm", f"item {json.dumps(raw)} is warm", 1) for w in e.warnings]
+        contrib = e.contributions
+        keep = np.isfinite(contrib)
+        if not keep.all():
+            warns.append(f"{int((~keep).sum())} feature(s) had a non-finite contribution and were left out")
+        score = _finite(e.score)
+        if score is None:
+            warns.append("the item's score is not finite")
+        features = [{"feature": f, "value": float(v), "contribution": float(c)}
+                    for f, v, c, k in zip(e.features, e.values.tolist(), contrib.tolist(), keep.tolist()) if k]
+        return {
+            "user": user_out,
+            "item": raw,
+            "title": None if new else live.title(i),
+            "score": score,
+            "method": e.method,
+            "approximate": e.method != METHOD_EXACT,
+            "explains": "content",
+            "contributions": [],
+            "features": features,
+            "total": _finite(e.total) if keep.all() else None,
+            "baseline": _finite(e.baseline),
+            "rest": _finite(e.rest),
+            "history_size": int(live.user_counts[u]),
+            "n_features": e.n_nonzero,
+            "new": new,
+            "cold": new or not bool(model.warm_[i]),
+            "model_version": live.version,
+            "warnings": warns,
+        }
 
     def similar(self, live: LiveModel, item_raw: Any, k: int) -> dict[str, Any]:
         from gan4rec.explain import similar_items
@@ -341,6 +427,11 @@ class Service:
         raws = self._raw_items(live, idx)
         titles = live.titles[idx].tolist() if live.titles is not None else [None] * len(raws)
         return {"items": [{"item": r, "title": t} for r, t in zip(raws, titles)]}
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` where it is a finite number, else ``None`` (JSON has no NaN or infinity)."""
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 class Batcher:

@@ -80,6 +80,9 @@ _SAMPLE_USERS = 512
 #: Largest cache of validation scores :func:`calibrate` keeps (bytes); beyond it scores are recomputed.
 _CACHE_BYTES = 1 << 30
 
+#: The sets of non-numeric item features :func:`item_content` has said it leaves out (said once per process).
+_SKIPPED_SAID: set[tuple[str, ...]] = set()
+
 
 def item_content(train: Interactions, names: str | Sequence[str] | None) -> sp.csr_matrix:
     """The item content a hybrid reads: ``(n_items, n_features)`` float32 CSR, zero columns if none.
@@ -92,7 +95,10 @@ def item_content(train: Interactions, names: str | Sequence[str] | None) -> sp.c
         names = sorted(n for n, v in train.item_features.items() if sp.issparse(v) or np.asarray(v).dtype.kind in "biuf")
         skipped = sorted(set(train.item_features) - set(names))
         if skipped:
-            log.info("item features %s are not numeric; left out of the content", ", ".join(skipped))
+            # Every fit reads the content (many per compare or tune): say it at INFO once, then at DEBUG.
+            level = logging.DEBUG if tuple(skipped) in _SKIPPED_SAID else logging.INFO
+            _SKIPPED_SAID.add(tuple(skipped))
+            log.log(level, "item features %s are not numeric; left out of the content", ", ".join(skipped))
         if not names:
             log.info("no numeric item features in the training data; the hybrid falls back to collaborative "
                      "filtering")

@@ -34,21 +34,29 @@ KQ = Annotated[int, Query(ge=1, le=MAX_K, description=f"List length, 1..{MAX_K}.
 #: The endpoints of this module; include it with the API-key dependency.
 router = APIRouter()
 
+_EXPLAIN_404 = {404: "Unknown user or item (for a cold-start model: neither a catalog item nor a new item)"}
+_FOLD_IN_409 = {409: "An ad-hoc history, and the live model cannot fold one in (GET /info: fold_in is false)"}
+
 
 @router.get("/explain", response_model=ExplanationBody, tags=["explain"],
-            responses=error_responses(400, 401, 404, 422))
+            responses=error_responses(400, 401, 404, 422, descriptions=_EXPLAIN_404))
 def get_explain(request: Request, user: UserQ, item: ItemQ,
                 top: Annotated[int, Query(ge=1, le=MAX_TOP)] = 10) -> Any:
-    """The user's history items that most drove the item's score, with weights and the method used."""
+    """The user's history items that most drove the item's score, with weights and the method used.
+
+    A cold-start model (GET /info: new_items_reason is null) explains a cold item (no training interaction)
+    or a new item (POST /items, --new-items) by its content features instead: `explains` is "content" and
+    `features` names the columns behind the score (the models of gan4rec.explain_cold)."""
     ctx = server_context(request)
     (result,) = ctx.service.explain(ctx.slot.current, user, None, [item], top)
     return JSONResponse(result)
 
 
 @router.post("/explain", response_model=BatchExplanation, tags=["explain"],
-             responses=error_responses(400, 401, 404, 413, 422))
+             responses=error_responses(400, 401, 404, 409, 413, 422, descriptions={**_EXPLAIN_404, **_FOLD_IN_409}))
 def post_explain(req: Annotated[ExplainRequest, Body()], request: Request) -> Any:
-    """Explain up to 100 items for one user or one ad-hoc history."""
+    """Explain up to 100 items for one user (cold and new items of a cold-start model by their content, as
+    GET /explain) or one ad-hoc history (models that fold in; 409 for the others)."""
     ctx = server_context(request)
     live = ctx.slot.current
     if isinstance(req, UserExplainRequest):

@@ -114,10 +114,14 @@ def hot_router(*, secured: bool) -> APIRouter:
 router = APIRouter(tags=["recommend"])
 
 
-@router.post("/recommend", response_model=BatchRecommendation, responses=error_responses(400, 401, 404, 413, 422))
+_FOLD_IN_409 = {409: "An ad-hoc history, and the live model cannot fold one in (GET /info: fold_in is false)"}
+
+
+@router.post("/recommend", response_model=BatchRecommendation,
+             responses=error_responses(400, 401, 404, 409, 413, 422, descriptions=_FOLD_IN_409))
 def post_recommend(req: Annotated[RecommendRequest, Body()], request: Request) -> Any:
-    """A batch of users, or one ad-hoc history of item ids (models that fold in new users; 400 for the
-    others)."""
+    """A batch of users, or one ad-hoc history of item ids (models that fold in new users; 409 for the
+    others: the request is valid, the live model cannot answer it)."""
     service = server_context(request).service
     live = server_context(request).slot.current
     if isinstance(req, UsersRecommendRequest):
