@@ -259,6 +259,7 @@ def _run_child(model: str, seed: int, args: argparse.Namespace, env: dict[str, s
     """One model (or the backbone) of one seed in its own subprocess; its row, or an error row."""
     argv = [a for a in sys.argv[1:]]
     cmd = [sys.executable, __file__, *argv, "--seed", str(seed), "--child", model, "--backbone-file", backbone_file]
+    t = time.perf_counter()
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout, env=env)
         lines = proc.stdout.strip().splitlines()
@@ -270,6 +271,7 @@ def _run_child(model: str, seed: int, args: argparse.Namespace, env: dict[str, s
         row = {"model": model, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     row.setdefault("seed", seed)
     row.setdefault("data", args.data)
+    row["wall_s"] = time.perf_counter() - t  # the whole child: load, tuning, calibration, evaluation
     return row
 
 
