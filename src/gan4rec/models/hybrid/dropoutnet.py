@@ -13,7 +13,8 @@ from torch import nn
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.hybrid.common import HybridRecommender, cf_factors, idf_weights, weigh_rows
+from gan4rec.models.hybrid.backbone import backbone_factors
+from gan4rec.models.hybrid.common import HybridRecommender, idf_weights, weigh_rows
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 
 __all__ = ["DropoutNet"]
@@ -158,12 +159,10 @@ class DropoutNet(HybridRecommender, TorchRecommender):
 
     # ------------------------------------------------------------------ fit
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
-        from gan4rec.models import create
-
         self._check_params()
-        cf = create(self.backbone, dict(self.backbone_params or {}), random_state=self._seed(),
-                    device=self.device).fit(train, valid)
-        self._pref = cf_factors(cf)
+        cf = backbone_factors(self.backbone, self.backbone_params, train, valid, random_state=self._seed(),
+                              device=self.device)  # fitted once per (data, params, seed): a memo
+        self._pref = (cf.user, cf.item)
         self.idf_ = idf_weights(self.features_, self.weighting)
         self.projection_ = self._reduction()
         self._content = self._reduce(self.features_)  # (n_items, d)

@@ -123,27 +123,25 @@ def fit_backbone(
     *,
     random_state: int | None,
     device: str | None,
-) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Fit the pretrained factor model: ``(model, user factors (n_users, f), item factors (n_items, f))``.
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Fit the pretrained factor model: ``(its refit params, user factors (n_users, f), item factors (n_items, f))``.
 
-    It validates (early stopping) on the interactions of ``valid`` on ``warm`` items only.
+    It validates (early stopping) on the interactions of ``valid`` on ``warm`` items only. Fitted once per
+    (data, params, seed) in a process (:func:`~gan4rec.models.hybrid.backbone.backbone_factors`).
     """
-    from gan4rec.models import create
-    from gan4rec.models.hybrid.common import cf_factors
+    from gan4rec.models.hybrid.backbone import backbone_factors
 
     if name not in BACKBONES:
         raise DataError(f"backbone={name!r}; expected one of {', '.join(BACKBONES)}")
     if params is not None and not isinstance(params, dict):
         raise DataError(f"backbone_params={params!r}; expected a dict of {name} params or None")
-    model = create(name, dict(params or {}), random_state=random_state, device=device)
     warm_valid = None
     if valid is not None:
         warm_valid = valid.subset(warm[valid.indices])
         if warm_valid.nnz == 0:
             warm_valid = None
-    model.fit(train, warm_valid)
-    user, item = cf_factors(model)
-    return model, user, item
+    fit = backbone_factors(name, params, train, warm_valid, random_state=random_state, device=device)
+    return fit.refit, fit.user, fit.item
 
 
 def loop_validation(valid: Interactions | None, warm: np.ndarray) -> tuple[Interactions | None, np.ndarray]:

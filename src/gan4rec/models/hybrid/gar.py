@@ -287,14 +287,14 @@ class GAR(HybridRecommender, TorchRecommender):
         self._check_params()
         seed = int(to_numpy_rng(self.random_state).integers(2**31)) if not isinstance(
             self.random_state, (int, np.integer)) else int(self.random_state)
-        backbone, user, item = fit_backbone(
+        backbone_refit, user, item = fit_backbone(
             self.backbone, self.backbone_params, train, valid, self.warm_, random_state=seed, device=self.device)
         # Warm item embeddings to unit RMS (users by the inverse: the backbone's scores are unchanged), so
         # the L1 term weighs the same for any backbone (iALS factors are of order 0.05).
         rms = float(np.sqrt(np.mean(np.square(item[self.warm_], dtype=np.float64)))) if self.warm_.any() else 1.0
         rms = rms if rms > 0 else 1.0
         self.user_emb_, self.item_emb_ = (user * rms).astype(np.float32), (item / rms).astype(np.float32)
-        self.backbone_refit_ = backbone.refit_params()
+        self.backbone_refit_ = backbone_refit
         self.codes_ = ContentCodes.fit(self.features_, self.warm_, int(self.content_dim), self.weighting, seed)
         loop_valid, self._valid_masked = loop_validation(valid, self.warm_)
         self._item_reps = None

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, cf_factors, idf_weights, weigh_rows
+from gan4rec.models.hybrid.backbone import backbone_factors
+from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, idf_weights, weigh_rows
 
 __all__ = ["RidgeMap"]
 
@@ -95,16 +96,14 @@ class RidgeMap(HybridRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         from sklearn.linear_model import Ridge
 
-        from gan4rec.models import create
-
         if self.backbone not in _BACKBONES:
             raise DataError(f"backbone={self.backbone!r}; expected one of {', '.join(_BACKBONES)}")
         if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not self.l2 > 0:
             raise DataError(f"l2={self.l2!r}; expected a number > 0")
         self.idf_ = idf_weights(self.features_, self.weighting)
-        cf = create(self.backbone, dict(self.backbone_params or {}), random_state=self.random_state,
-                    device=self.device).fit(train, valid)
-        users, items = cf_factors(cf)  # (n_users, f), (n_items, f)
+        cf = backbone_factors(self.backbone, self.backbone_params, train, valid, random_state=self.random_state,
+                              device=self.device)  # fitted once per (data, params, seed): a memo
+        users, items = cf.user, cf.item  # (n_users, f), (n_items, f)
         warm = np.flatnonzero(self.warm_)
         f = items.shape[1]
         if self.n_features == 0:
