@@ -200,7 +200,7 @@ class DropoutNet(HybridRecommender, TorchRecommender):
         net.user_pref.copy_(torch.from_numpy(self._pref[0]))
         net.item_pref.copy_(torch.from_numpy(self._pref[1]))
         net.item_content.copy_(torch.from_numpy(self._content))
-        self._pairs_u = torch.as_tensor(np.repeat(np.arange(train.n_users), np.diff(train.indptr)), device=dev)
+        self._pairs_u = torch.as_tensor(train.user_index(), device=dev)  # (nnz,) int64
         self._pairs_i = torch.as_tensor(np.asarray(train.indices, dtype=np.int64), device=dev)
         self._warm_items = torch.as_tensor(np.flatnonzero(self.warm_), device=dev)
 
