@@ -6,7 +6,7 @@
   so all cold items look alike and the model falls back to collaborative filtering.
 - :func:`fit_backbone`: a pretrained factor model (``bpr`` or ``ials`` from the registry) fitted on the
   training data with the warm part of the validation data; its factors come from
-  :func:`~gan4rec.models.hybrid.common.cf_factors`.
+  :func:`~gan4rec.models.hybrid.common.cf_factors` (:mod:`~gan4rec.models.hybrid.dropoutnet` uses it too).
 - :func:`fit_seed`: the one int seed a fit draws from its ``random_state`` (for the content codes and the
   backbone).
 - :func:`loop_validation`: what the shared training loop validates on: the COLD validation task when the
