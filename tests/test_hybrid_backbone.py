@@ -74,3 +74,21 @@ def test_generator_seeds_are_not_memoised(split) -> None:
     first = bb.backbone_factors("ials", IALS, split.train, None, random_state=rng, device=None)
     assert not first.memo_hit
     assert not bb.backbone_factors("ials", IALS, split.train, None, random_state=rng, device=None).memo_hit
+
+
+def test_dropoutnet_and_gar_share_the_backbone_fit_with_cold_validation(split, monkeypatch) -> None:
+    """Both validate their backbone on the warm part of ``valid`` only: one fit serves both."""
+    assert split.cold_valid.nnz > 0  # the validation data holds interactions on cold items
+    from gan4rec.models.hybrid import common
+
+    fits = []
+    real = common.cf_factors  # read by backbone_factors at call time, only for a fresh fit
+    monkeypatch.setattr(common, "cf_factors", lambda m: fits.append(m) or real(m))
+    bb.clear_backbones()
+    gar = create("gar", CASES["gar"], random_state=0).fit(split.train, split.valid)
+    net = create("dropoutnet", CASES["dropoutnet"], random_state=0).fit(split.train, split.valid)
+    assert len(fits) == 1
+    user, _ = real(fits[0])
+    np.testing.assert_array_equal(net.modules_["net"].user_pref.numpy(), user)
+    assert gar.backbone_refit_ == fits[0].refit_params()
+    bb.clear_backbones()

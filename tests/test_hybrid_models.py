@@ -142,3 +142,28 @@ def test_bad_params_are_refused(cold_split) -> None:
         create("content-knn", {"cold_scale": float("nan")}).fit(cold_split.train)
     with pytest.raises(DataError, match="weighting"):
         create("ease-side", {"weighting": "bm25"}).fit(cold_split.train)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"epochs": 0}, "epochs=0"),
+    ({"epochs": "10"}, "epochs"),
+    ({"lr": -1.0}, "lr=-1.0"),
+    ({"batch_size": 0}, "batch_size=0"),
+    ({"weighting": "bm25"}, "weighting='bm25'"),
+    ({"backbone": "ease"}, "backbone='ease'"),
+    ({"dropout": 1.0}, "dropout=1.0"),
+])
+def test_dropoutnet_checks_its_params_before_the_backbone_fit(params, match, cold_split, monkeypatch) -> None:
+    """A bad param is a one-line error raised before the (slow) backbone is fitted."""
+    import gan4rec.models
+    from gan4rec.errors import DataError
+
+    model = create("dropoutnet", {**FAST["dropoutnet"], **params}, random_state=0)
+
+    def no_fit(*args, **kw):
+        raise AssertionError("the backbone was created before the params were checked")
+
+    monkeypatch.setattr(gan4rec.models, "create", no_fit)  # read by the backbone fit at call time
+    with pytest.raises(DataError, match=match) as info:
+        model.fit(cold_split.train, cold_split.valid)
+    assert "\n" not in str(info.value)

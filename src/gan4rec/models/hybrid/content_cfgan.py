@@ -61,9 +61,8 @@ from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.gan.cfgan import SCHEMES
 from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender
-from gan4rec.models.hybrid.gan_parts import ContentCodes, loop_validation
+from gan4rec.models.hybrid.gan_parts import ContentCodes, fit_seed, loop_validation, mask_scores
 from gan4rec.models.torch_base import DeviceCSR, TorchRecommender, check_float, check_int
-from gan4rec.train.seeding import to_numpy_rng
 
 __all__ = ["ContentCFGAN"]
 
@@ -277,8 +276,7 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         self._check_common_params()
         self._check_params()
-        seed = int(self.random_state) if isinstance(self.random_state, (int, np.integer)) else int(
-            to_numpy_rng(self.random_state).integers(2**31))
+        seed = fit_seed(self.random_state)
         self.codes_ = ContentCodes.fit(self.features_, self.warm_, int(self.content_dim), self.weighting, seed)
         loop_valid, self._valid_masked = loop_validation(valid, self.warm_)
         self._hidden_cache = None
@@ -338,11 +336,7 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
 
     def valid_score(self, users: np.ndarray) -> torch.Tensor:
         """Validation scores with the items outside the validated task at ``-inf``."""
-        scores = TorchRecommender.valid_score(self, users)
-        masked = getattr(self, "_valid_masked", None)
-        if masked is not None:
-            scores[:, torch.as_tensor(masked, device=scores.device)] = -torch.inf
-        return scores
+        return mask_scores(TorchRecommender.valid_score(self, users), self._valid_masked)
 
     def _score_raw(self, users: np.ndarray) -> np.ndarray:
         return TorchRecommender._score(self, users)

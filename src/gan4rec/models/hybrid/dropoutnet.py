@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from gan4rec.data.interactions import Interactions
+from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.hybrid.backbone import backbone_factors
-from gan4rec.models.hybrid.common import HybridRecommender, idf_weights, weigh_rows
+from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, idf_weights, weigh_rows
+from gan4rec.models.hybrid.gan_parts import BACKBONES, fit_backbone
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 
 __all__ = ["DropoutNet"]
@@ -75,7 +76,8 @@ class DropoutNet(HybridRecommender, TorchRecommender):
     item_features
         Feature name(s) to read, ``None`` for all (see :mod:`gan4rec.models.hybrid.common`).
     backbone, backbone_params
-        The pretrained CF model, as in :class:`~gan4rec.models.hybrid.ridge_map.RidgeMap`.
+        The pretrained CF model (``"bpr"`` or ``"ials"``) and its params over its defaults; it validates on
+        the warm part of the validation data, as GAR's (:func:`~gan4rec.models.hybrid.gan_parts.fit_backbone`).
     content_dim
         Columns of the reduced content.
     weighting
@@ -151,6 +153,10 @@ class DropoutNet(HybridRecommender, TorchRecommender):
         self.n_threads = n_threads
 
     def _check_params(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise DataError(f"backbone={self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if self.weighting not in WEIGHTINGS:
+            raise DataError(f"weighting={self.weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
         check_int(self.content_dim, "content_dim")
         check_int(self.hidden, "hidden")
         check_int(self.out, "out")
@@ -159,10 +165,12 @@ class DropoutNet(HybridRecommender, TorchRecommender):
 
     # ------------------------------------------------------------------ fit
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
+        self._check_common_params()  # all params before the (slow) backbone fit
         self._check_params()
-        cf = backbone_factors(self.backbone, self.backbone_params, train, valid, random_state=self._seed(),
-                              device=self.device)  # fitted once per (data, params, seed): a memo
-        self._pref = (cf.user, cf.item)
+        # Validated on the warm part of valid, as GAR's: the same backbone fit (memo key) for both.
+        _, user, item = fit_backbone(self.backbone, self.backbone_params, train, valid, self.warm_,
+                                     random_state=self._seed(), device=self.device)
+        self._pref = (user, item)
         self.idf_ = idf_weights(self.features_, self.weighting)
         self.projection_ = self._reduction()
         self._content = self._reduce(self.features_)  # (n_items, d)
@@ -200,7 +208,7 @@ class DropoutNet(HybridRecommender, TorchRecommender):
         net.user_pref.copy_(torch.from_numpy(self._pref[0]))
         net.item_pref.copy_(torch.from_numpy(self._pref[1]))
         net.item_content.copy_(torch.from_numpy(self._content))
-        self._pairs_u = torch.as_tensor(np.repeat(np.arange(train.n_users), np.diff(train.indptr)), device=dev)
+        self._pairs_u = torch.as_tensor(train.user_index(), device=dev)  # (nnz,) int64
         self._pairs_i = torch.as_tensor(np.asarray(train.indices, dtype=np.int64), device=dev)
         self._warm_items = torch.as_tensor(np.flatnonzero(self.warm_), device=dev)
 

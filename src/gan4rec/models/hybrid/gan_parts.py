@@ -6,10 +6,13 @@
   so all cold items look alike and the model falls back to collaborative filtering.
 - :func:`fit_backbone`: a pretrained factor model (``bpr`` or ``ials`` from the registry) fitted on the
   training data with the warm part of the validation data; its factors come from
-  :func:`~gan4rec.models.hybrid.common.cf_factors`.
+  :func:`~gan4rec.models.hybrid.common.cf_factors` (:mod:`~gan4rec.models.hybrid.dropoutnet` uses it too).
+- :func:`fit_seed`: the one int seed a fit draws from its ``random_state`` (for the content codes and the
+  backbone).
 - :func:`loop_validation`: what the shared training loop validates on: the COLD validation task when the
   validation data holds interactions on items without training interactions (relevant: those
-  interactions; candidates: those cold items; every other item masked), otherwise the warm task.
+  interactions; candidates: those cold items; every other item masked), otherwise the warm task;
+  :func:`mask_scores` puts the masked items of validation scores at ``-inf``.
 - :class:`Tower`: the MLP of GAR's players (optional input batch norm, ``tanh`` hidden layers with batch
   norm and dropout drawn from an explicit generator, linear output).
 """
@@ -30,9 +33,12 @@ from torch import nn
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.hybrid.common import idf_weights, weigh_rows
-from gan4rec.train.seeding import dropout
+from gan4rec.train.seeding import dropout, to_numpy_rng
 
-__all__ = ["BACKBONES", "ContentCodes", "Tower", "check_layers", "fit_backbone", "loop_validation"]
+__all__ = [
+    "BACKBONES", "ContentCodes", "Tower", "check_layers", "fit_backbone", "fit_seed", "loop_validation",
+    "mask_scores",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,16 @@ def check_layers(value: Any, name: str) -> list[int]:
     if not ok:
         raise DataError(f"{name}={value!r}; expected a positive int or a non-empty list of positive ints")
     return [int(v) for v in items]
+
+
+def fit_seed(random_state: int | np.random.Generator | None) -> int:
+    """The int seed of a fit: ``random_state`` itself when an int, else a draw of ``[0, 2**31)`` from it.
+
+    A generator is advanced by the draw; ``None`` draws from fresh entropy (not reproducible).
+    """
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    return int(to_numpy_rng(random_state).integers(2**31))
 
 
 @dataclass
@@ -161,6 +177,16 @@ def loop_validation(valid: Interactions | None, warm: np.ndarray) -> tuple[Inter
     log.info("validating on the cold task: %d interactions on %d cold items", int(on_cold.sum()),
              int((~masked).sum()))
     return valid.subset(on_cold), masked
+
+
+def mask_scores(scores: torch.Tensor, masked: np.ndarray | None) -> torch.Tensor:
+    """``scores`` ``(n, n_items)`` with the columns of ``masked`` items at ``-inf`` (in place); as is for ``None``.
+
+    ``masked`` is the second value of :func:`loop_validation` during a fit, ``None`` outside one.
+    """
+    if masked is not None:
+        scores[:, torch.as_tensor(masked, device=scores.device)] = -torch.inf
+    return scores
 
 
 class Tower(nn.Module):

@@ -81,10 +81,11 @@ from gan4rec.models.hybrid.gan_parts import (
     Tower,
     check_layers,
     fit_backbone,
+    fit_seed,
     loop_validation,
+    mask_scores,
 )
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
-from gan4rec.train.seeding import to_numpy_rng
 
 __all__ = ["GAR", "SCORERS", "GARReg"]
 
@@ -285,8 +286,7 @@ class GAR(HybridRecommender, TorchRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         self._check_common_params()
         self._check_params()
-        seed = int(to_numpy_rng(self.random_state).integers(2**31)) if not isinstance(
-            self.random_state, (int, np.integer)) else int(self.random_state)
+        seed = fit_seed(self.random_state)
         backbone_refit, user, item = fit_backbone(
             self.backbone, self.backbone_params, train, valid, self.warm_, random_state=seed, device=self.device)
         # Warm item embeddings to unit RMS (users by the inverse: the backbone's scores are unchanged), so
@@ -309,7 +309,7 @@ class GAR(HybridRecommender, TorchRecommender):
         self._user_t = torch.as_tensor(self.user_emb_, device=dev)  # (n_users, f)
         self._item_t = torch.as_tensor(self.item_emb_, device=dev)  # (n_items, f)
         self._codes_t = torch.as_tensor(self.codes_.encode(self.features_), device=dev)  # (n_items, k)
-        self._pair_users = np.repeat(np.arange(train.n_users), np.diff(train.indptr)).astype(np.int64)
+        self._pair_users = train.user_index()  # (nnz,) int64
         self._pair_items = np.asarray(train.indices, dtype=np.int64)
         warm = np.flatnonzero(self.warm_)
         position = np.cumsum(self.warm_) - 1  # item -> its column among the warm items
@@ -384,11 +384,7 @@ class GAR(HybridRecommender, TorchRecommender):
 
     def valid_score(self, users: np.ndarray) -> torch.Tensor:
         """Validation scores with the items outside the validated task at ``-inf``."""
-        out = TorchRecommender.valid_score(self, users)
-        masked = getattr(self, "_valid_masked", None)
-        if masked is not None:
-            out[:, torch.as_tensor(masked, device=out.device)] = -torch.inf
-        return out
+        return mask_scores(TorchRecommender.valid_score(self, users), self._valid_masked)
 
     def _score_raw(self, users: np.ndarray) -> np.ndarray:
         return TorchRecommender._score(self, users)
