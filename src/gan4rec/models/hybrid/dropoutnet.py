@@ -15,7 +15,7 @@ from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, idf_weights, weigh_rows
-from gan4rec.models.hybrid.gan_parts import BACKBONES, fit_backbone
+from gan4rec.models.hybrid.gan_parts import BACKBONES, fit_backbone, fit_seed
 from gan4rec.models.torch_base import TorchRecommender, check_float, check_int
 
 __all__ = ["DropoutNet"]
@@ -167,6 +167,9 @@ class DropoutNet(HybridRecommender, TorchRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         self._check_common_params()  # all params before the (slow) backbone fit
         self._check_params()
+        # One int seed for the backbone and the SVD: the int itself, or a draw from a Generator (so a
+        # Generator seeded alike gives the same fit); None stays None (fresh entropy).
+        self._int_seed = None if self.random_state is None else fit_seed(self.random_state)
         # Validated on the warm part of valid, as GAR's: the same backbone fit (memo key) for both.
         _, user, item = fit_backbone(self.backbone, self.backbone_params, train, valid, self.warm_,
                                      random_state=self._seed(), device=self.device)
@@ -178,8 +181,7 @@ class DropoutNet(HybridRecommender, TorchRecommender):
         TorchRecommender._fit(self, train, valid)
 
     def _seed(self) -> int | None:
-        rs = self.random_state
-        return None if rs is None or isinstance(rs, np.random.Generator) else int(rs)
+        return self._int_seed
 
     def _reduction(self) -> np.ndarray:
         """``(n_features, d)``: a seeded truncated SVD of the weighted content, or the identity when narrow."""
