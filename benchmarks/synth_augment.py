@@ -181,9 +181,10 @@ def analyse(seeds: list[dict[str, Any]]) -> dict[str, Any]:
 def table(res: dict[str, Any]) -> str:
     """Markdown lines: mean NDCG@20 per arm and stratum, and the tests."""
     an = res["analysis"]
-    lines = [f"{res['dataset']}, seeds {an['seeds']}: {an['n_sparse_pairs']} sparse and {an['n_other_pairs']} "
-             "other user-seed pairs", "", "| arm | sparse NDCG@20 | others NDCG@20 | GAN - arm (sparse) | "
-             "Wilcoxon p | Holm p |", "|---|---|---|---|---|---|"]
+    head = (f"{res['dataset']}, seeds {an['seeds']}: {an['n_sparse_pairs']} sparse and {an['n_other_pairs']} "
+            "other user-seed pairs")
+    lines = [head, "", "| arm | sparse NDCG@20 | others NDCG@20 | GAN - arm (sparse) | Wilcoxon p | Holm p |",
+             "|---|---|---|---|---|---|"]
     for arm in ARMS:
         mb = an["mean_by_arm"][arm]
         pr = an["primary"].get(arm)

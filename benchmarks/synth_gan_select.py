@@ -46,6 +46,8 @@ from gan4rec.synth.command import jsonable
 from gan4rec.synth.experiment import evaluate_generator, prepare, user_split
 from gan4rec.synth.generators import rows_of
 
+log = logging.getLogger("synth_gan_select")
+
 #: (label, GAN params). "600x2-b128" is the default chosen the first time.
 CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("600x5-b64", {"steps": 600, "n_critic": 5, "batch_size": 64}),
@@ -92,7 +94,7 @@ def main() -> None:
             out["runs"].append({"label": label, "inner_seed": s, "tstr_ratio": r["tstr_ratio"],
                                 "tstr_ratio_by_model": r["tstr_ratio_by_model"], "mia_auc": r["mia_auc"],
                                 "fit_seconds": r["fit_seconds"], "eval_cpu_seconds": time.process_time() - c0})
-            logging.info("inner seed %d %s: TSTR %.3f, MIA AUC %.3f", s, label, r["tstr_ratio"], r["mia_auc"])
+            log.info("inner seed %d %s: TSTR %.3f, MIA AUC %.3f", s, label, r["tstr_ratio"], r["mia_auc"])
     summary: dict[str, dict[str, float]] = {}
     for label, _ in CANDIDATES:
         rs = [r for r in out["runs"] if r["label"] == label]
