@@ -7,6 +7,15 @@ Runs :func:`gan4rec.synth.experiment.compare` (same member / non-member / held-o
 split recorded in the JSON), writes the JSON (runs without their plot curves, summary, target test) and
 the frontier PNG beside it, and prints one Markdown table: mean ± sample std (ddof=1) over seeds.
 ``--min-item-interactions`` drops rarer items first (recorded), to keep EASE's n_items^3 affordable.
+
+When one generator changes (e.g. the GAN's defaults), rerun only it and put its runs into the saved
+result; the other generators' runs stay, since every seed's split is fixed and recorded::
+
+    python benchmarks/synth_compare.py --dataset ml-100k --seeds 5 --only gan --out /tmp/gan.json
+    python benchmarks/synth_compare.py --merge /tmp/gan.json --into benchmarks/results/synth-compare-ml-100k.json
+
+``--merge`` refuses a partial result whose split of a seed differs from the saved one (data fingerprint,
+sizes, the reference models' NDCG), and records what was replaced under ``"reruns"``.
 """
 
 from __future__ import annotations
@@ -62,6 +71,29 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(partial: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with the runs of ``partial`` in place of its runs of the same label and seed."""
+    by_seed = {int(sp["seed"]): sp for sp in saved["splits"]}
+    for sp in partial["splits"]:
+        old = by_seed.get(int(sp["seed"]))
+        if old is None or any(old[k] != sp[k] for k in ("data", "n_members", "n_nonmembers", "n_holdout")) or any(
+            abs(old["real_ndcg"][m] - v) > 1e-9 for m, v in sp["real_ndcg"].items()
+        ):
+            raise SystemExit(f"seed {sp['seed']}: the partial result's split differs from the saved one")
+    new = {(r["label"], int(r["seed"])): r for r in partial["runs"]}
+    runs = [new.pop((r["label"], int(r["seed"])), r) for r in saved["runs"]]
+    if new:
+        raise SystemExit(f"runs without a counterpart in the saved result: {sorted(new)}")
+    labels = sorted({r["label"] for r in partial["runs"]})
+    out = dict(saved, runs=runs, summary=summarize(runs), target=target_test(runs),
+               target_worst=target_test(runs, auc_key="mia_auc_worst"))
+    gens = {g["label"]: g for g in partial["generators"]}
+    out["generators"] = [gens.get(g["label"], g) for g in saved["generators"]]
+    out["reruns"] = [*saved.get("reruns", []), {"labels": labels, "seeds": partial["seeds"],
+                                                "seconds": partial["seconds"], "date": time.strftime("%Y-%m-%d")}]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset")
@@ -71,7 +103,20 @@ def main() -> None:
     ap.add_argument("--min-item-interactions", type=int, default=None)
     ap.add_argument("--only", default=None, help="comma-separated generator labels (default: all)")
     ap.add_argument("--out", help="JSON path; the frontier PNG goes beside it")
+    ap.add_argument("--merge", metavar="PARTIAL", help="put this result's runs into --into (see above)")
+    ap.add_argument("--into", metavar="JSON", help="the saved result --merge rewrites, with its PNG")
     args = ap.parse_args()
+    if args.merge:
+        if not args.into:
+            ap.error("--merge needs --into")
+        merged = merge(json.loads(Path(args.merge).read_text()), json.loads(Path(args.into).read_text()))
+        atomic_write_text(Path(args.into), json.dumps(jsonable(merged), indent=1, allow_nan=False) + "\n")
+        fr = frontier_plot(merged["summary"], f"Privacy-utility frontier, {merged['dataset']}, "
+                           f"{len(merged['seeds'])} seeds", auc_key="mia_auc_worst")
+        atomic_write_bytes(Path(args.into).with_suffix(".png"), fr.png)
+        print(table(merged))
+        print(json.dumps(jsonable({"target_dcr": merged["target"], "target_worst": merged["target_worst"]}), indent=1))
+        return
     if args.table:
         saved = json.loads(Path(args.table).read_text())
         for r in saved["runs"]:  # results saved before the key existed
