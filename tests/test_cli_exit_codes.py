@@ -6,11 +6,10 @@ code the README promises, and a phrase the one-line error must contain.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
+from test_cli_evaluate import rewrite_meta
 
 from gan4rec.cli import main
 
@@ -38,22 +37,6 @@ def _copy_model(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst)
     return dst
-
-
-def rewrite_meta(model: Path, **changes: object) -> None:
-    """Change meta.json the way a hostile or careless editor would, keeping the manifest consistent."""
-    folder = _version(model)
-    meta = json.loads((folder / "meta.json").read_text())
-    for key, value in changes.items():
-        if value is None:
-            meta.pop(key, None)
-        else:
-            meta[key] = value
-    raw = json.dumps(meta).encode()
-    (folder / "meta.json").write_bytes(raw)
-    manifest = json.loads((folder / "MANIFEST.json").read_text())
-    manifest["files"]["meta.json"] = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
-    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
 
 
 # (command line, exit code, phrase in the error)
