@@ -15,7 +15,7 @@ from gan4rec.errors import DataError
 from gan4rec.models.base import Recommender, SearchSpace
 from gan4rec.models.baselines.common import BLOCK_BYTES, check_float, check_history, product_blocks
 
-__all__ = ["EASE", "ease_weights_from_gram_"]
+__all__ = ["EASE", "ease_weights_from_gram_", "spd_inverse_inplace"]
 
 log = logging.getLogger(__name__)
 
@@ -149,18 +149,20 @@ def ease_weights_from_gram_(p: np.ndarray, l2: float) -> np.ndarray:
     n = len(p)
     p[np.diag_indices(n)] += l2
     with step(f"EASE inverse ({n} items)", log):
-        _spd_inverse_inplace(p)
+        spd_inverse_inplace(p)
     # B_ij = -P_ij / P_jj: scale every column by -1 / P_jj, then zero the diagonal.
     p /= -np.diag(p)[None, :]
     p[np.diag_indices(n)] = 0.0
     return p.astype(np.float32)
 
 
-def _spd_inverse_inplace(a: np.ndarray) -> None:
+def spd_inverse_inplace(a: np.ndarray, rhs: np.ndarray | None = None) -> None:
     """Replace the symmetric positive-definite C-ordered ``a`` by its inverse, without a second n x n copy.
 
     ``a.T`` is the same matrix in Fortran order, so LAPACK works on ``a``'s memory directly; it fills one
-    triangle, which is then mirrored block by block.
+    triangle, which is then mirrored block by block. With ``rhs`` (``(n, m)`` float64, Fortran-ordered or
+    with ``m = 0``), the same Cholesky factor also overwrites ``rhs`` by ``a^-1 rhs`` (side-info EASE's cold
+    items), before the inverse.
     """
     n = a.shape[0]
     f = a.T  # F-contiguous view of the same (symmetric) memory
@@ -172,6 +174,12 @@ def _spd_inverse_inplace(a: np.ndarray) -> None:
         if info != 0:
             raise DataError(f"the regularised Gram matrix is not positive definite (LAPACK potrf info={info}); "
                             "increase l2")
+        if rhs is not None and rhs.shape[1]:
+            x, info = lapack.dpotrs(c, rhs, lower=0, overwrite_b=1)
+            if info != 0:
+                raise DataError(f"solving for the cold items failed (LAPACK potrs info={info}); increase l2")
+            if not np.shares_memory(x, rhs):
+                rhs[...] = x
         inv, info = lapack.dpotri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise DataError(

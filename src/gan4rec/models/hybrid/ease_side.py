@@ -8,12 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
-from threadpoolctl import threadpool_limits
 
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
+from gan4rec.models.baselines.ease import spd_inverse_inplace
 from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, idf_weights, weigh_rows
 
 __all__ = ["EASESide"]
@@ -21,7 +20,6 @@ __all__ = ["EASESide"]
 log = logging.getLogger(__name__)
 
 _BLOCK_BYTES = 256 * 2**20  # one dense float64 block of the Gram matrix
-_MIRROR_ROWS = 1024
 
 
 class EASESide(HybridRecommender):
@@ -143,7 +141,7 @@ class EASESide(HybridRecommender):
             rhs[start : start + len(block)] = block[:, cold]
         del z, zw_t
         p[np.diag_indices(n_w)] += l2
-        _solve_and_invert(p, rhs)
+        spd_inverse_inplace(p, rhs)
         self.diag_p_ = np.diag(p).copy()
         p /= -self.diag_p_[None, :]  # B_ij = -P_ij / P_jj
         p[np.diag_indices(n_w)] = 0.0
@@ -179,35 +177,3 @@ class EASESide(HybridRecommender):
                                              dtype=np.float32)
         self.diag_p_ = np.asarray(self._expect_shape(arrays, "diag_p", (n_w,)), dtype=np.float64)
         self.idf_ = np.asarray(self._expect_shape(arrays, "idf", (self.n_features,)), dtype=np.float32)
-
-
-def _solve_and_invert(a: np.ndarray, rhs: np.ndarray) -> None:
-    """With ``a`` symmetric positive definite (C order), overwrite ``rhs`` by ``a^-1 rhs`` and ``a`` by ``a^-1``.
-
-    One Cholesky factorisation serves both (LAPACK ``potrf``, ``potrs``, ``potri`` on ``a``'s memory through
-    its Fortran-ordered transpose, as :mod:`gan4rec.models.baselines.ease` does); one BLAS thread, as there.
-    """
-    n = a.shape[0]
-    f = a.T  # F-contiguous view of the same symmetric memory
-    with threadpool_limits(limits=1, user_api="blas"):
-        c, info = lapack.dpotrf(f, lower=0, clean=0, overwrite_a=1)
-        if info != 0:
-            raise DataError(f"the regularised Gram matrix is not positive definite (LAPACK potrf info={info}); "
-                            "increase l2")
-        if rhs.shape[1]:
-            x, info = lapack.dpotrs(c, rhs, lower=0, overwrite_b=1)
-            if info != 0:
-                raise DataError(f"solving for the cold items failed (LAPACK potrs info={info}); increase l2")
-            if not np.shares_memory(x, rhs):
-                rhs[...] = x
-        inv, info = lapack.dpotri(c, lower=0, overwrite_c=1)
-    if info != 0:
-        raise DataError(f"inverting the regularised Gram matrix failed (LAPACK potri info={info}); increase l2")
-    if not np.shares_memory(inv, a):
-        a[...] = inv.T
-    # LAPACK filled the Fortran upper triangle, i.e. a's lower triangle in C order: mirror it upwards.
-    for start in range(0, n, _MIRROR_ROWS):
-        stop = min(start + _MIRROR_ROWS, n)
-        diag = a[start:stop, start:stop]
-        diag[...] = np.tril(diag) + np.tril(diag, -1).T
-        a[start:stop, stop:] = a[stop:, start:stop].T
