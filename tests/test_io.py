@@ -393,6 +393,12 @@ def test_movielens_latest_small_real(shared_datasets: Path) -> None:
     ]
     assert not inter.user_features
     assert sorted(np.unique(inter.ratings).tolist()) == [0.5 * k for k in range(1, 11)]
+    # tags.csv: a binary bag of tags per rated item, its columns the (normalised) tags.
+    tags, names = inter.item_features["tags"], inter.item_feature_columns["tags"]
+    assert tags.shape == (9066, len(names)) and set(tags.data.tolist()) == {1.0}
+    assert names.tolist() == sorted(names.tolist()) and all(n == n.strip().lower() for n in names)
+    i339 = inter.item_map.get(339)  # "15,339,sandra 'boring' bullock,1138537770"
+    assert "sandra 'boring' bullock" in names[tags[i339].indices].tolist()
 
 
 def _ml1m(folder: Path) -> Path:
@@ -445,6 +451,7 @@ def test_movielens_latest_layout_fixture_and_layout_errors(tmp_path: Path) -> No
     inter = read_interactions(folder)
     assert inter.item_features["title"].tolist() == ["American President, The (1995)", "Untitled"]
     assert np.flatnonzero(inter.item_features["genres"][1]).tolist() == [MOVIELENS_GENRES.index("unknown")]
+    assert "tags" not in inter.item_features  # no tags.csv
     with pytest.raises(MissingInputError, match=r"ratings\.dat does not exist"):
         read_movielens(folder, layout="1m")
     with pytest.raises(DataError, match="layout='2m'"):
@@ -453,6 +460,34 @@ def test_movielens_latest_layout_fixture_and_layout_errors(tmp_path: Path) -> No
     empty.mkdir()
     with pytest.raises(MissingInputError, match="holds no MovieLens ratings file"):
         read_movielens(empty)
+
+
+def test_movielens_tags_bag_per_item(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-latest"
+    folder.mkdir()
+    _write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n1,11,4.5,100\n2,12,3.0,101\n3,13,1,102\n")
+    _write(folder / "movies.csv", "movieId,title,genres\n11,A,Drama\n12,B,Comedy\n13,C,Drama\n")
+    _write(
+        folder / "tags.csv",
+        "userId,movieId,tag,timestamp\n1,11,Dark  Comedy,1\n2,11,dark comedy,2\n2,12,\"funny, light\",3\n"
+        "1,99,unrated movie,4\n3,12, Dark comedy ,5\n3,13,,6\n",
+    )
+    inter = read_movielens(folder)
+    names = inter.item_feature_columns["tags"].tolist()
+    assert names == ["dark comedy", "funny, light"]  # 99 has no ratings; 13's empty tag is dropped
+    np.testing.assert_array_equal(inter.item_features["tags"].toarray(), [[1, 0], [1, 1], [0, 0]])
+    # k-core filtering keeps the rows aligned with the surviving items (13 has one rating, 11 and 12 too).
+    core = read_movielens(folder, min_item_interactions=1, min_user_interactions=1)
+    assert core.item_features["tags"].toarray().tolist() == [[1, 0], [1, 1], [0, 0]]
+    sub = inter.subset(inter.indices != 0)  # items stay in the map, so do their tags
+    assert sub.item_features["tags"].shape == (3, 2)
+    assert read_movielens(folder, features=False).item_features == {}
+    _write(folder / "tags.csv", "userId,movieId,tag,timestamp\n1,11,a,1\n1,x11,b,2\n")
+    with pytest.raises(DataError, match=r"tags\.csv:3: movie id 'x11' is not an integer"):
+        read_movielens(folder)
+    _write(folder / "tags.csv", "userId,movieId,tag,timestamp\n1,11,a,1\n7\n")
+    with pytest.raises(DataError, match=r"tags\.csv:3: found .*, expected 2"):
+        read_movielens(folder)
 
 
 def test_movielens_side_file_errors_name_the_line(tmp_path: Path) -> None:

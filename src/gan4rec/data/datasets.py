@@ -91,9 +91,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LAYOUT_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "100k": (("u.data",), ("u.item", "u.user")),
     "1m": (("ratings.dat",), ("movies.dat", "users.dat")),
-    "latest": (("ratings.csv",), ("movies.csv",)),
-    "20m": (("ratings.csv",), ("movies.csv",)),
-    "25m": (("ratings.csv",), ("movies.csv",)),
+    "latest": (("ratings.csv",), ("movies.csv", "tags.csv")),
+    "20m": (("ratings.csv",), ("movies.csv", "tags.csv")),
+    "25m": (("ratings.csv",), ("movies.csv", "tags.csv")),
     "citeulike": (("users.dat", "mult.dat"), ("tag-item.dat", "citations.dat", "vocabulary.dat")),
     "synthetic": ((), ()),
 }

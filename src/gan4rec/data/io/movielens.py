@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from gan4rec.data.idmap import IdMap
 from gan4rec.data.interactions import Duplicates, Interactions
@@ -30,6 +31,7 @@ __all__ = [
     "MOVIELENS_LAYOUTS",
     "ml_family_of_file",
     "movielens_ratings_spec",
+    "normalise_tag",
     "read_movielens",
     "read_movielens_report",
 ]
@@ -101,6 +103,8 @@ _ML_FILES: dict[str, tuple[str, str, str | None]] = {
     "dat": ("ratings.dat", "movies.dat", "users.dat"),
     "csv": ("ratings.csv", "movies.csv", None),
 }
+# family -> the users' tag file (10M has tags.dat, 1M none; the latest editions tags.csv)
+_ML_TAGS: dict[str, str] = {"dat": "tags.dat", "csv": "tags.csv"}
 
 
 def movielens_ratings_spec(path: Path, family: str) -> Spec:
@@ -259,6 +263,43 @@ def _ml_item_features(family: str, folder: Path, item_map: IdMap) -> dict[str, n
     }
 
 
+def normalise_tag(tag: str) -> str:
+    """A tag as a feature column: lower case, inner runs of whitespace as one space, ends stripped."""
+    return " ".join(tag.lower().split())
+
+
+def _ml_tags(family: str, folder: Path, item_map: IdMap) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """The users' tags as a binary bag of tags per item, and its column names (``None`` without a tag file).
+
+    Row ``j`` has a 1 in column ``t`` when any user applied tag ``t`` (:func:`normalise_tag`) to item ``j``;
+    who applied it, how often and when are not kept. Rows of ids without interactions are ignored.
+    """
+    name = _ML_TAGS.get(family)
+    side = folder / name if name else None
+    if side is None or not side.is_file():
+        return None
+    if family == "dat":
+        f = _side_fields(side, sep="::", header=False, quote_aware=False, min_fields=2,
+                         what="UserID::MovieID::Tag::Timestamp")
+    else:  # an empty or missing tag field is no tag
+        f = _side_fields(side, sep=",", header=True, quote_aware=True, min_fields=2,
+                         what="userId,movieId,tag,timestamp")
+    ids = _field(f, 1)
+    as_int = ids.cast(pl.Int64, strict=False)
+    if (bad := as_int.is_null() & ids.is_not_null()).any():
+        key = f.frame.filter(bad)["_key"][0]
+        raise DataError(f"{f.locator.where(key)}: movie id {ids.filter(bad)[0]!r} is not an integer")
+    tags = _field(f, 2).fill_null("").map_elements(normalise_tag, return_dtype=pl.String)
+    codes = _align(item_map, ids)
+    keep = (codes >= 0) & (tags != "").to_numpy()
+    names, cols = np.unique(np.asarray(tags.to_list(), dtype=object)[keep].astype(str), return_inverse=True)
+    m = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (codes[keep], cols)),
+                      shape=(len(item_map), len(names)), dtype=np.float32)
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m, names.astype(str)
+
+
 def _ml_user_features(family: str, folder: Path, user_map: IdMap) -> dict[str, np.ndarray]:
     name = _ML_FILES[family][2]
     if name is None:
@@ -328,6 +369,10 @@ def read_movielens_report(
         on_bad_rows=on_bad_rows,
     )
     if features:
+        item_feats: dict[str, Any] = dict(_ml_item_features(family, folder, inter.item_map))
+        columns = {"genres": np.asarray(MOVIELENS_GENRES)} if "genres" in item_feats else {}
+        if (tagged := _ml_tags(family, folder, inter.item_map)) is not None:
+            item_feats["tags"], columns["tags"] = tagged
         inter = Interactions(
             inter.indptr,
             inter.indices,
@@ -336,8 +381,8 @@ def read_movielens_report(
             ratings=inter.ratings,
             timestamps=inter.timestamps,
             user_features=_ml_user_features(family, folder, inter.user_map),
-            item_features=(item_feats := _ml_item_features(family, folder, inter.item_map)),
-            item_feature_columns={"genres": np.asarray(MOVIELENS_GENRES)} if "genres" in item_feats else None,
+            item_features=item_feats,
+            item_feature_columns=columns or None,
         )
     fixed = user_map is not None or item_map is not None
     return apply_kcore(inter, ratings_path, min_user_interactions, min_item_interactions, fixed), bad
@@ -379,6 +424,11 @@ def read_movielens(
 
         * item features ``title`` (str) and ``genres`` (``(n_items, 20)`` uint8 multi-hot over
           :data:`MOVIELENS_GENRES`, which are its ``item_feature_columns``);
+        * where the edition has a tag file (``tags.csv``: latest, 20M, 25M, 32M; ``tags.dat``: 10M), item
+          feature ``tags``: a binary CSR bag of the tags users applied to each item (lower-cased, whitespace
+          collapsed; its ``item_feature_columns`` are the tags, sorted). Tags are written by users, so an
+          item's tags tell that someone engaged with it: on a cold-start split a cold item's tags are
+          content that users' activity produced, a caveat to state with any result that uses them;
         * user features (100K and 1M) ``age`` (int; in 1M the publisher's age-group code), ``gender``
           (str), ``occupation`` (str in 100K; the publisher's integer code in 1M) and ``zip`` (str).
 
