@@ -92,3 +92,24 @@ def test_dropoutnet_and_gar_share_the_backbone_fit_with_cold_validation(split, m
     np.testing.assert_array_equal(net.modules_["net"].user_pref.numpy(), user)
     assert gar.backbone_refit_ == fits[0].refit_params()
     bb.clear_backbones()
+
+
+@pytest.mark.parametrize("name", ["ridge-map", "dropoutnet"])
+def test_backbones_early_stop_on_the_warm_validation_part(name: str, split) -> None:
+    """Every hybrid's BPR backbone validates on the warm items of ``valid`` only (cold items have no factors
+    to learn from), so ridge-map and DropoutNet start from the very backbone GAR gets."""
+    from gan4rec.models.hybrid.gan_parts import fit_backbone
+
+    bpr = {"n_factors": 8, "epochs": 6, "eval_every": 1, "patience": 2, "device": "cpu"}
+    params = {**CASES[name], "backbone": "bpr", "backbone_params": bpr}
+    valid = split.valid
+    bb.clear_backbones()
+    model = create(name, params, random_state=0).fit(split.train, valid)
+    assert not model.warm_[valid.indices].all()  # the validation part does hold cold items
+    keys = list(bb._MEMO)
+    bb.clear_backbones()
+    _, user, _item = fit_backbone("bpr", bpr, split.train, valid, model.warm_, random_state=0, device="cpu")
+    assert len(keys) == 1 and list(bb._MEMO) == keys  # the same key: the warm part of valid
+    if name == "ridge-map":
+        np.testing.assert_array_equal(model.user_factors_, user)
+    bb.clear_backbones()

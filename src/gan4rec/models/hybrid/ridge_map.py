@@ -12,15 +12,12 @@ import scipy.sparse as sp
 from gan4rec.data.interactions import Interactions
 from gan4rec.errors import DataError
 from gan4rec.models.base import SearchSpace
-from gan4rec.models.hybrid.backbone import backbone_factors
 from gan4rec.models.hybrid.common import WEIGHTINGS, HybridRecommender, idf_weights, weigh_rows
+from gan4rec.models.hybrid.gan_parts import BACKBONES, fit_backbone
 
 __all__ = ["RidgeMap"]
 
 log = logging.getLogger(__name__)
-
-_BACKBONES = ("ials", "bpr")
-
 
 class RidgeMap(HybridRecommender):
     """Collaborative factors for warm items, content mapped to factors for cold ones.
@@ -47,7 +44,9 @@ class RidgeMap(HybridRecommender):
         ``"bpr"`` (the default: its defaults also suit tiny data, where iALS's default ``reg=30`` is too strong)
         or ``"ials"``.
     backbone_params
-        Params of the backbone over its defaults (tune the backbone first, then pass its best params).
+        Params of the backbone over its defaults (tune the backbone first, then pass its best params). With
+        validation data a BPR backbone early-stops on its warm items only, as DropoutNet's and GAR's do
+        (:func:`~gan4rec.models.hybrid.gan_parts.fit_backbone`), so the three share one backbone fit.
     l2
         Ridge penalty on the map.
     weighting
@@ -96,14 +95,15 @@ class RidgeMap(HybridRecommender):
     def _fit_hybrid(self, train: Interactions, valid: Interactions | None) -> None:
         from sklearn.linear_model import Ridge
 
-        if self.backbone not in _BACKBONES:
-            raise DataError(f"backbone={self.backbone!r}; expected one of {', '.join(_BACKBONES)}")
+        if self.backbone not in BACKBONES:
+            raise DataError(f"backbone={self.backbone!r}; expected one of {', '.join(BACKBONES)}")
         if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not self.l2 > 0:
             raise DataError(f"l2={self.l2!r}; expected a number > 0")
         self.idf_ = idf_weights(self.features_, self.weighting)
-        cf = backbone_factors(self.backbone, self.backbone_params, train, valid, random_state=self.random_state,
-                              device=self.device)  # fitted once per (data, params, seed): a memo
-        users, items = cf.user, cf.item  # (n_users, f), (n_items, f)
+        # Early stopping (BPR) on the warm part of the validation data, as DropoutNet's and GAR's; fitted once
+        # per (data, params, seed) in a process: a memo.
+        _, users, items = fit_backbone(self.backbone, self.backbone_params, train, valid, self.warm_,
+                                       random_state=self.random_state, device=self.device)  # (n_users, f), (n_items, f)
         warm = np.flatnonzero(self.warm_)
         f = items.shape[1]
         if self.n_features == 0:
