@@ -177,9 +177,11 @@ def artifact_dir(text: str) -> str:
 # ---------------------------------------------------------------------------------------------- options
 def add_data_options(p: argparse.ArgumentParser, *, default_dataset: bool = True) -> None:
     """Add the data source, reading and protocol flags shared by train, tune, compare, evaluate and data."""
+    from gan4rec.data.datasets import DATASETS
+
     g = p.add_argument_group("data source (one of)")
     g.add_argument("--dataset", metavar="NAME", type=dataset_name,
-                   help="dataset by name (ml-100k, ml-1m, ml-latest-small, ml-20m, ml-25m, synthetic)"
+                   help=f"dataset by name ({', '.join(DATASETS)})"
                    + ("; default: synthetic" if default_dataset else ""))
     g.add_argument("--data", metavar="FILE", help="one interactions file, split by --split")
     g.add_argument("--train", metavar="FILE", help="pre-split training file (with --test)")
