@@ -93,10 +93,42 @@ def model_means(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """BENCHMARKS.md's table of a run: per model, test N/P/R@20 of each task (mean over seeds), fit s, peak MB.
+
+    A model that cannot score cold items (``cold_start`` false in the registry) reads "(cannot)" on the cold
+    task: its number there is the evaluator's tie order by item index, not a result (:mod:`gan4rec.evaluation.cold`).
+    """
+    from gan4rec.models import MODELS
+
+    lines = ["| model | seeds | trials | warm N/P/R | cold N/P/R | overall N/P/R | fit s (mean) | peak MB (max) |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = list(dict.fromkeys(r["model"] for r in rows if "error" not in r))
+    for model in order:
+        rs = [r for r in rows if r["model"] == model and "error" not in r]
+        cells = []
+        for task in TASKS:
+            have = [r["test"][task] for r in rs if task in r.get("test", {})]
+            if task == "cold" and not MODELS[model].cold_start:
+                have = []
+            if not have:
+                cells.append("(cannot)")
+                continue
+            cells.append("/".join(f"{np.mean([h[m] for h in have]):.4f}".lstrip("0")
+                                  for m in ("NDCG@20", "Precision@20", "Recall@20")))
+        seeds = ",".join(str(r.get("seed", 0)) for r in rs)
+        trials = ",".join(sorted({str(r.get("trials", "")) for r in rs}))
+        fit = np.mean([r["fit_s"] for r in rs])
+        peak = max(r.get("peak_rss_mb", 0) for r in rs)
+        lines.append(f"| {model} | {seeds} | {trials} | {' | '.join(cells)} | {fit:.1f} | {peak:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", required=True, help="NAME=RESULTS.json, one per dataset")
     p.add_argument("--json", help="write the tests and the means here")
+    p.add_argument("--markdown", action="store_true", help="also print each run's table for BENCHMARKS.md")
     args = p.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from gan4rec.evaluation.significance import holm
@@ -116,6 +148,11 @@ def main() -> int:
     for t, adj in zip(ok, holm([t["wilcoxon"]["p"] for t in ok]), strict=True):
         t["holm_p"] = float(adj)
         t["significant"] = bool(adj < 0.05)
+    if args.markdown:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+        for spec in args.runs:
+            name, _, path_s = spec.partition("=")
+            print(f"\n{name}:\n\n{markdown_table(_rows(Path(path_s)))}")
     for name, m in means.items():
         print(f"\n{name}: test {METRIC}, mean over seeds (best non-GAN hybrid on seed-0 validation overall: "
               f"{m['best_non_gan']})")
