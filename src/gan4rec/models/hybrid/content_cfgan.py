@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan4rec.data.interactions import Interactions
-from gan4rec.data.sampling import sample_unobserved_dense
+from gan4rec.data.sampling import sample_unobserved_dense_select
 from gan4rec.errors import ArtifactError, DataError
 from gan4rec.models.base import SearchSpace
 from gan4rec.models.gan.cfgan import SCHEMES
@@ -68,9 +68,16 @@ __all__ = ["ContentCFGAN"]
 
 log = logging.getLogger(__name__)
 
+_Ones = tuple[torch.Tensor, torch.Tensor]  # (row position, column) of each 1 of a 0/1 batch
+
 
 class _Net(nn.Module):
-    """``[x, v] -> sigmoid(hidden) -> out``: CFGAN's one-hidden-layer MLP, Glorot weights, U(-0.01, 0.01) biases."""
+    """``[x, v] -> sigmoid(hidden) -> out``: CFGAN's one-hidden-layer MLP, Glorot weights, U(-0.01, 0.01) biases.
+
+    ``hidden_layer_sparse`` is the same first layer for a 0/1 ``v`` given by its ones: ``W [x, v] =
+    W_x x + W_v v``, and ``W_v v`` sums the columns of ``W_v`` at ``v``'s ones (``O(nnz x hidden)`` instead
+    of ``O(b x n_users x hidden)``).
+    """
 
     def __init__(self, n_in: int, hidden: int, n_out: int) -> None:
         super().__init__()
@@ -82,6 +89,14 @@ class _Net(nn.Module):
 
     def hidden_layer(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.hidden(torch.cat([x, v], dim=1)))  # (b, hidden)
+
+    def hidden_layer_sparse(self, x: torch.Tensor, pos: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``hidden_layer(x, v)`` for the 0/1 ``v`` (``(b, n_in - k)``) with ones at ``(pos, cols)``."""
+        k = x.shape[1]
+        w = self.hidden.weight  # (hidden, k + n_users)
+        pre = F.linear(x, w[:, :k], self.hidden.bias)  # (b, hidden)
+        pre = pre.index_add(0, pos, w.index_select(1, cols + k).T)  # + W_v v
+        return torch.sigmoid(pre)
 
     def forward(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.out(self.hidden_layer(x, v))
@@ -222,38 +237,47 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
                 "discriminator": _Net(n_in, int(self.d_hidden), 1)}
 
     def _build_optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        # Fused Adam: the same update, about 7x faster on CPU for G's (n_users x hidden) layers (its rounding
+        # differs from the per-tensor loop's in the last bits).
+        fused = True if self.device_.type in ("cpu", "cuda") else None
         return {
             "g": torch.optim.Adam(modules["generator"].parameters(), lr=float(self.g_lr),
-                                  weight_decay=float(self.g_l2)),
+                                  weight_decay=float(self.g_l2), fused=fused),
             "d": torch.optim.Adam(modules["discriminator"].parameters(), lr=float(self.d_lr),
-                                  weight_decay=float(self.d_l2)),
+                                  weight_decay=float(self.d_l2), fused=fused),
         }
 
     def _net(self, name: str) -> _Net:
         return cast(_Net, self.modules_[name])
 
-    def _batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x (b, k), e (b, n_users), k = e + PM (b, n_users), ZR mask (b, n_users))`` of item rows."""
+    def _batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, _Ones, torch.Tensor, torch.Tensor]:
+        """``(x (b, k), e's ones, k = e + PM (b, n_users), ZR mask (b, n_users))`` of item rows."""
         x = self._codes_t[rows]
-        e = self._item_rows().dense(rows)
-        pm = sample_unobserved_dense(e, float(self.pm_ratio), self.torch_gen_) if self.scheme in ("zp", "pm") \
-            else torch.zeros_like(e, dtype=torch.bool)
-        zr = sample_unobserved_dense(e, float(self.zr_ratio), self.torch_gen_) if self.scheme in ("zp", "zr") \
-            else torch.zeros_like(e, dtype=torch.bool)
-        return x, e, e + pm.float(), zr
+        columns = self._item_rows()
+        pos, cols, _ = columns.cells(rows)
+        e = torch.zeros((len(rows), columns.n_cols), dtype=torch.float32, device=self.device_)
+        e[pos, cols] = 1.0  # (b, n_users)
+        pm = sample_unobserved_dense_select(e, float(self.pm_ratio), self.torch_gen_) \
+            if self.scheme in ("zp", "pm") else torch.zeros_like(e, dtype=torch.bool)
+        zr = sample_unobserved_dense_select(e, float(self.zr_ratio), self.torch_gen_) \
+            if self.scheme in ("zp", "zr") else torch.zeros_like(e, dtype=torch.bool)
+        return x, (pos, cols), e + pm.float(), zr
 
-    def _generate(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def _generate(self, x: torch.Tensor, e: _Ones) -> torch.Tensor:
         """``g = G(x, m * e)`` with each row's vector dropped with probability ``cond_dropout``."""
         p = float(self.cond_dropout)
-        keep = torch.empty((len(e), 1), device=e.device).bernoulli_(1.0 - p, generator=self.torch_gen_)
-        return self._net("generator")(x, e * keep)
+        keep = torch.empty((len(x), 1), device=x.device).bernoulli_(1.0 - p, generator=self.torch_gen_)
+        pos, cols = e
+        kept = keep[pos, 0] > 0  # the ones of m * e
+        gen = self._net("generator")
+        return gen.out(gen.hidden_layer_sparse(x, pos[kept], cols[kept]))
 
     def _d_step(self, rows: torch.Tensor) -> float:
         x, e, k, _ = self._batch(rows)
         with torch.no_grad():
             fake = self._generate(x, e) * k  # (b, n_users), a constant for D
         d = self._net("discriminator")
-        loss = F.softplus(-d(x, e)).mean() + F.softplus(d(x, fake)).mean()
+        loss = F.softplus(-d.out(d.hidden_layer_sparse(x, *e))).mean() + F.softplus(d(x, fake)).mean()
         opt = self.optimizers_["d"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,12 +287,17 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
     def _g_step(self, rows: torch.Tensor) -> float:
         x, e, k, zr = self._batch(rows)
         g = self._generate(x, e)  # (b, n_users)
-        loss = F.softplus(-self._net("discriminator")(x, g * k)).mean()
-        if self.scheme in ("zp", "zr"):
-            loss = loss + float(self.alpha) * (g.square() * zr).sum(dim=1).mean()
-        opt = self.optimizers_["g"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        d = self._net("discriminator")
+        d.requires_grad_(False)  # G's step needs D's input gradient only, not D's weight gradients
+        try:
+            loss = F.softplus(-d(x, g * k)).mean()
+            if self.scheme in ("zp", "zr"):
+                loss = loss + float(self.alpha) * (g.square() * zr).sum(dim=1).mean()
+            opt = self.optimizers_["g"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            d.requires_grad_(True)
         opt.step()
         return float(loss.detach())
 
@@ -326,7 +355,8 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
             parts = []
             for start in range(0, self.n_items, 2048):
                 rows = torch.arange(start, min(start + 2048, self.n_items), device=self.device_)
-                parts.append(gen.hidden_layer(self._codes_t[rows], columns.dense(rows)))
+                pos, cols, _ = columns.cells(rows)
+                parts.append(gen.hidden_layer_sparse(self._codes_t[rows], pos, cols))
             self._hidden_cache = torch.cat(parts)
         return self._hidden_cache
 
@@ -345,7 +375,8 @@ class ContentCFGAN(HybridRecommender, TorchRecommender):
         gen = self._net("generator").eval()
         with torch.no_grad():
             x = torch.as_tensor(self.codes_.encode(features), device=self.device_)  # (m, k)
-            h = gen.hidden_layer(x, torch.zeros((len(x), self.n_users), device=self.device_))  # (m, hidden)
+            none = torch.zeros(0, dtype=torch.int64, device=self.device_)
+            h = gen.hidden_layer_sparse(x, none, none)  # (m, hidden), e = 0
             u = torch.as_tensor(users, device=self.device_)
             return (gen.out.weight[u] @ h.T + gen.out.bias[u][:, None]).float().cpu().numpy()
 
