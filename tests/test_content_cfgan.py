@@ -44,8 +44,9 @@ def test_new_items_score_like_cold_items_of_the_map(fitted, split) -> None:
                                fitted.score(users)[:, cold], rtol=1e-5, atol=1e-5)
 
 
-def test_seeded_fits_are_bit_identical(split) -> None:
-    params = {**FAST, "epochs": 3}
+@pytest.mark.parametrize("scheme", ["zr", "zp", "pm", "none"])
+def test_seeded_fits_are_bit_identical(split, scheme) -> None:
+    params = {**FAST, "epochs": 3, "scheme": scheme}
     users = np.arange(split.train.n_users)
     a = create("content-cfgan", params, random_state=3).fit(split.train, split.valid).score(users)
     b = create("content-cfgan", params, random_state=3).fit(split.train, split.valid).score(users)
