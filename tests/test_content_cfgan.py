@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from test_gar import cold_auc, make_cold_case
 
 from gan4rec.data.interactions import Interactions
+from gan4rec.data.sampling import sample_unobserved_dense, sample_unobserved_dense_select, smallest_k_mask
 from gan4rec.data.split import ColdSplit, cold_items
 from gan4rec.errors import DataError
 from gan4rec.models import MODELS, create
@@ -42,8 +44,9 @@ def test_new_items_score_like_cold_items_of_the_map(fitted, split) -> None:
                                fitted.score(users)[:, cold], rtol=1e-5, atol=1e-5)
 
 
-def test_seeded_fits_are_bit_identical(split) -> None:
-    params = {**FAST, "epochs": 3}
+@pytest.mark.parametrize("scheme", ["zr", "zp", "pm", "none"])
+def test_seeded_fits_are_bit_identical(split, scheme) -> None:
+    params = {**FAST, "epochs": 3, "scheme": scheme}
     users = np.arange(split.train.n_users)
     a = create("content-cfgan", params, random_state=3).fit(split.train, split.valid).score(users)
     b = create("content-cfgan", params, random_state=3).fit(split.train, split.valid).score(users)
@@ -77,3 +80,44 @@ def test_without_features_cold_items_tie(split) -> None:
     model = create("content-cfgan", {**FAST, "epochs": 2}, random_state=0).fit(bare)
     scores = model.score(np.arange(3))[:, split.cold_test_items]
     assert np.all(scores == scores[:, :1])
+
+
+@pytest.mark.parametrize("player", ["generator", "discriminator"])
+def test_sparse_first_layer_equals_the_dense_one(fitted, player) -> None:
+    net = fitted.modules_[player]
+    g = torch.Generator().manual_seed(0)
+    k, n_users = fitted.codes_.dim, fitted.n_users
+    x = torch.randn((6, k), generator=g)
+    v = (torch.rand((6, n_users), generator=g) < 0.2).float()
+    v[2] = 0.0  # a row without ones (a cold item, or a dropped condition)
+    pos, cols = v.nonzero(as_tuple=True)
+    np.testing.assert_allclose(net.hidden_layer_sparse(x, pos, cols).detach(), net.hidden_layer(x, v).detach(),
+                               rtol=1e-6, atol=1e-6)
+    dense = torch.autograd.grad(net.hidden_layer(x, v).sum(), net.hidden.weight)[0]
+    sparse = torch.autograd.grad(net.hidden_layer_sparse(x, pos, cols).sum(), net.hidden.weight)[0]
+    np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_selection_sampler_equals_the_sorting_one(seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    b, n = int(torch.randint(1, 30, (1,), generator=g)), int(torch.randint(1, 200, (1,), generator=g))
+    observed = torch.rand((b, n), generator=g) < torch.rand((b, 1), generator=g)
+    ratio = (0.0, 1.0, 0.7, 0.05)[seed % 4]
+    a = sample_unobserved_dense(observed, ratio, torch.Generator().manual_seed(seed))
+    c = sample_unobserved_dense_select(observed, ratio, torch.Generator().manual_seed(seed))
+    assert torch.equal(a, c)
+
+
+def test_smallest_k_mask_breaks_ties_like_a_stable_sort() -> None:
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randint(0, 4, (20, 30), generator=g).float()  # many ties
+    counts = torch.randint(0, 31, (20,), generator=g)
+    expected = torch.zeros_like(keys, dtype=torch.bool)
+    expected.scatter_(1, keys.argsort(dim=1, stable=True), torch.arange(30)[None, :] < counts[:, None])
+    assert torch.equal(smallest_k_mask(keys, counts), expected)
+    assert torch.equal(smallest_k_mask(keys, counts).sum(dim=1), counts)
+
+
+def test_g_step_leaves_d_trainable(fitted) -> None:
+    assert all(p.requires_grad for p in fitted.modules_["discriminator"].parameters())
