@@ -224,6 +224,21 @@ def _csr_cells(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tup
     return pos, np.asarray(indices, dtype=np.int64)[np.repeat(starts, lengths) + within]
 
 
+def _unobserved_keys(
+    observed: torch.Tensor, ratio: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(keys (b, n_items), counts (b,))``: one uniform key per entry (observed ones 2.0, after every
+    unobserved) and each row's number to draw, ``floor(ratio * n_unobserved)``; one ``(b, n_items)`` draw."""
+    ratio = _check_ratio(ratio)
+    if observed.ndim != 2:
+        raise DataError(f"observed must be 2-D (batch, n_items), got shape {tuple(observed.shape)}")
+    obs = observed.bool()
+    b, n_items = obs.shape
+    counts = torch.floor(ratio * (~obs).sum(dim=1).to(torch.float64)).to(torch.int64)  # (b,)
+    keys = torch.rand((b, n_items), generator=generator, device=obs.device)  # (b, n_items)
+    return keys.masked_fill(obs, 2.0), counts
+
+
 def sample_unobserved_dense(observed: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
     """Dense version of :func:`sample_unobserved` for batches already on a device.
 
@@ -242,17 +257,11 @@ def sample_unobserved_dense(observed: torch.Tensor, ratio: float, generator: tor
         ``(b, n_items)`` boolean mask with exactly ``floor(ratio * n_unobserved)`` True entries per row, all
         unobserved, each ``k``-subset equally likely.
     """
-    ratio = _check_ratio(ratio)
-    if observed.ndim != 2:
-        raise DataError(f"observed must be 2-D (batch, n_items), got shape {tuple(observed.shape)}")
-    obs = observed.bool()
-    b, n_items = obs.shape
-    counts = torch.floor(ratio * (~obs).sum(dim=1).to(torch.float64)).to(torch.int64)  # (b,)
-    keys = torch.rand((b, n_items), generator=generator, device=obs.device)  # (b, n_items)
-    keys = keys.masked_fill(obs, 2.0)  # observed sort after every unobserved
+    keys, counts = _unobserved_keys(observed, ratio, generator)
+    n_items = keys.shape[1]
     order = keys.argsort(dim=1, stable=True)  # (b, n_items)
-    take = torch.arange(n_items, device=obs.device)[None, :] < counts[:, None]  # (b, n_items)
-    mask = torch.zeros_like(obs)
+    take = torch.arange(n_items, device=keys.device)[None, :] < counts[:, None]  # (b, n_items)
+    mask = torch.zeros_like(keys, dtype=torch.bool)
     mask.scatter_(1, order, take)
     return mask
 
@@ -305,12 +314,4 @@ def sample_unobserved_dense_select(
     Parameters and return value as in :func:`sample_unobserved_dense`; the generator advances by the same
     one ``(b, n_items)`` uniform draw.
     """
-    ratio = _check_ratio(ratio)
-    if observed.ndim != 2:
-        raise DataError(f"observed must be 2-D (batch, n_items), got shape {tuple(observed.shape)}")
-    obs = observed.bool()
-    b, n_items = obs.shape
-    counts = torch.floor(ratio * (~obs).sum(dim=1).to(torch.float64)).to(torch.int64)  # (b,)
-    keys = torch.rand((b, n_items), generator=generator, device=obs.device)  # (b, n_items)
-    keys = keys.masked_fill(obs, 2.0)  # observed sort after every unobserved
-    return smallest_k_mask(keys, counts)
+    return smallest_k_mask(*_unobserved_keys(observed, ratio, generator))
