@@ -94,6 +94,16 @@ def merge(partial: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _save_and_print(result: dict, path: Path) -> None:
+    """Write a (merged or re-summarised) result to ``path`` with its frontier plot beside it; print its table."""
+    atomic_write_text(path, json.dumps(jsonable(result), indent=1, allow_nan=False) + "\n")
+    fr = frontier_plot(result["summary"], f"Privacy-utility frontier, {result['dataset']}, "
+                       f"{len(result['seeds'])} seeds", auc_key="mia_auc_worst")
+    atomic_write_bytes(path.with_suffix(".png"), fr.png)
+    print(table(result))
+    print(json.dumps(jsonable({"target_dcr": result["target"], "target_worst": result["target_worst"]}), indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset")
@@ -110,12 +120,7 @@ def main() -> None:
         if not args.into:
             ap.error("--merge needs --into")
         merged = merge(json.loads(Path(args.merge).read_text()), json.loads(Path(args.into).read_text()))
-        atomic_write_text(Path(args.into), json.dumps(jsonable(merged), indent=1, allow_nan=False) + "\n")
-        fr = frontier_plot(merged["summary"], f"Privacy-utility frontier, {merged['dataset']}, "
-                           f"{len(merged['seeds'])} seeds", auc_key="mia_auc_worst")
-        atomic_write_bytes(Path(args.into).with_suffix(".png"), fr.png)
-        print(table(merged))
-        print(json.dumps(jsonable({"target_dcr": merged["target"], "target_worst": merged["target_worst"]}), indent=1))
+        _save_and_print(merged, Path(args.into))
         return
     if args.table:
         saved = json.loads(Path(args.table).read_text())
@@ -125,12 +130,7 @@ def main() -> None:
         saved["summary"] = summarize(saved["runs"])
         saved["target"] = target_test(saved["runs"])
         saved["target_worst"] = target_test(saved["runs"], auc_key="mia_auc_worst")
-        atomic_write_text(Path(args.table), json.dumps(jsonable(saved), indent=1, allow_nan=False) + "\n")
-        fr = frontier_plot(saved["summary"], f"Privacy-utility frontier, {saved['dataset']}, "
-                           f"{len(saved['seeds'])} seeds", auc_key="mia_auc_worst")
-        atomic_write_bytes(Path(args.table).with_suffix(".png"), fr.png)
-        print(table(saved))
-        print(json.dumps(jsonable({"target_dcr": saved["target"], "target_worst": saved["target_worst"]}), indent=1))
+        _save_and_print(saved, Path(args.table))
         return
     if not args.dataset:
         ap.error("--dataset is required (or --table JSON)")
