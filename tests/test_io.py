@@ -465,7 +465,8 @@ def test_movielens_latest_layout_fixture_and_layout_errors(tmp_path: Path) -> No
 def test_movielens_tags_bag_per_item(tmp_path: Path) -> None:
     folder = tmp_path / "ml-latest"
     folder.mkdir()
-    _write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n1,11,4.5,100\n2,12,3.0,101\n3,13,1,102\n")
+    _write(folder / "ratings.csv",
+           "userId,movieId,rating,timestamp\n1,11,4.5,100\n2,12,3.0,101\n3,13,1,102\n4,11,2,103\n4,12,5,104\n")
     _write(folder / "movies.csv", "movieId,title,genres\n11,A,Drama\n12,B,Comedy\n13,C,Drama\n")
     _write(
         folder / "tags.csv",
@@ -476,9 +477,10 @@ def test_movielens_tags_bag_per_item(tmp_path: Path) -> None:
     names = inter.item_feature_columns["tags"].tolist()
     assert names == ["dark comedy", "funny, light"]  # 99 has no ratings; 13's empty tag is dropped
     np.testing.assert_array_equal(inter.item_features["tags"].toarray(), [[1, 0], [1, 1], [0, 0]])
-    # k-core filtering keeps the rows aligned with the surviving items (13 has one rating, 11 and 12 too).
-    core = read_movielens(folder, min_item_interactions=1, min_user_interactions=1)
-    assert core.item_features["tags"].toarray().tolist() == [[1, 0], [1, 1], [0, 0]]
+    # k-core filtering keeps the rows aligned with the surviving items: 13 (one rating) goes, 11 and 12 stay.
+    core = read_movielens(folder, min_item_interactions=2)
+    assert core.item_map.ids.tolist() == [11, 12]
+    assert core.item_features["tags"].toarray().tolist() == [[1, 0], [1, 1]]
     sub = inter.subset(inter.indices != 0)  # items stay in the map, so do their tags
     assert sub.item_features["tags"].shape == (3, 2)
     assert read_movielens(folder, features=False).item_features == {}
