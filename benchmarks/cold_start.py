@@ -157,7 +157,7 @@ def _child(model: str, args: argparse.Namespace) -> dict[str, Any]:
     from gan4rec.models import MODELS as REGISTRY
     from gan4rec.models import create
     from gan4rec.models.hybrid.common import calibrate
-    from gan4rec.tuning import suggest
+    from gan4rec.tuning import defaults_in_space, suggest
 
     if model == BACKBONE_ROW:
         return _backbone_child(args)
@@ -194,7 +194,7 @@ def _child(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed))
-    study.enqueue_trial({**_defaults_in(space, cls.default_params()), **FIRST.get(model, {})})
+    study.enqueue_trial({**defaults_in_space(space, cls.default_params()), **FIRST.get(model, {})})
     n_trials = int(dict(kv.split("=") for kv in args.trials_for.split(",") if kv).get(model, args.trials))
     t1 = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
@@ -215,20 +215,6 @@ def _child(model: str, args: argparse.Namespace) -> dict[str, Any]:
             "per_user": _per_user(test_res, split),
             "split": {"fingerprint": split.fingerprint, "cold_valid": len(split.cold_valid_items),
                       "cold_test": len(split.cold_test_items)}}
-
-
-def _defaults_in(space: dict[str, dict[str, Any]], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The model's defaults for the searched params that lie inside the space (the first trial)."""
-    out = {}
-    for name, spec in space.items():
-        v = defaults.get(name)
-        if spec["type"] == "categorical":
-            ok = v in spec["choices"]
-        else:
-            ok = isinstance(v, (int, float)) and spec["low"] <= v <= spec["high"]
-        if ok:
-            out[name] = v
-    return out
 
 
 def _backbone(json_path: str | None, seed: int) -> dict[str, Any]:

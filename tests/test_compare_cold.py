@@ -14,6 +14,7 @@ import gan4rec.compare as compare_mod
 from gan4rec.compare import compare, leaderboard_text
 from gan4rec.data.split import ColdSplit
 from gan4rec.experiment import DataSpec, Protocol, cold_objective_value
+from gan4rec.models import MODELS as REGISTRY
 
 pytest.importorskip("optuna")
 
@@ -184,7 +185,7 @@ def test_cli_compare_cold_items_from_flags_and_config(tmp_path: Path, capsys: py
     from gan4rec.cli import main
 
     cfg = tmp_path / "exp.toml"
-    cfg.write_text('models = ["toppop", "content-knn"]\nseeds = 1\ntrials = 1\n'
+    cfg.write_text('models = ["toppop", "content-knn"]\nseeds = 1\ntrials = 1\ndefaults_first = true\n'
                    '[data.synthetic]\nn_users = 150\nn_items = 250\nn_interactions = 5000\nrandom_state = 0\n'
                    '[protocol]\nsplit = "cold-items"\n', encoding="utf-8")
     out = tmp_path / "r.json"
@@ -195,6 +196,11 @@ def test_cli_compare_cold_items_from_flags_and_config(tmp_path: Path, capsys: py
     res = json.loads(out.read_text())
     assert res["protocol"]["split"] == "cold-items" and res["results"]["toppop"]["metrics"]["test"]["cold"] is None
     assert "cold task" in (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    # defaults_first: the one trial is content-knn's defaults, and the effective config says so.
+    first = res["results"]["content-knn"]["tuning"][0]["trials"][0]
+    defaults = REGISTRY["content-knn"].default_params()
+    assert first["defaults"] is True and first["params"]["k"] == defaults["k"]
+    assert res["experiment"]["defaults_first"] is True and "defaults_first = true" in res["experiment_toml"]
     assert main(["-q", "compare", "--models", "toppop,content-knn", "--split", "cold-items", "--trials", "1",
                  "--seeds", "1"]) == 0
     printed = capsys.readouterr().out
@@ -204,7 +210,8 @@ def test_cli_compare_cold_items_from_flags_and_config(tmp_path: Path, capsys: py
 def test_cli_tune_cold_items(capsys: pytest.CaptureFixture[str]) -> None:
     from gan4rec.cli import main
 
-    assert main(["-q", "tune", "--model", "content-knn", "--split", "cold-items", "--trials", "2", "--seeds", "2"]) == 0
+    assert main(["-q", "tune", "--model", "content-knn", "--split", "cold-items", "--trials", "2", "--seeds", "2",
+                 "--defaults-first"]) == 0
     printed = capsys.readouterr().out
     assert "cold objective" in printed and "seed 1: test NDCG@20 = warm " in printed
 

@@ -9,7 +9,7 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from gan4rec import tuning
-from gan4rec.config import load_config
+from gan4rec.config import load_config, load_experiment
 from gan4rec.data.split import Split, presplit, random_holdout
 from gan4rec.data.synthetic import make_synthetic
 from gan4rec.errors import DataError
@@ -102,6 +102,35 @@ def test_published_configs_run_first_and_once(split: Split, tmp_path, monkeypatc
     assert fixed.best_params == {"l2": 7.0}
     plain = tune("ease", split, n_trials=1, search_space=space, published=False, seed=0)
     assert "published" not in plain.trials[0]
+
+
+def test_defaults_first_runs_the_defaults_once_before_published_configs(split: Split, tmp_path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = MODELS["ease"]
+    monkeypatch.setattr(cls, "published_configs", ({"l2": 123.0},))
+    space = {"l2": SPACE["l2"]}
+    storage = f"sqlite:///{tmp_path / 'defaults.db'}"
+    first = tune("ease", split, n_trials=2, search_space=space, storage=storage, defaults_first=True, seed=0)
+    # The default l2 (500) first, then the published config, then draws.
+    assert [t["params"]["l2"] for t in first.trials] == [cls.default_params()["l2"], 123.0]
+    assert first.trials[0].get("defaults") is True and "defaults" not in first.trials[1]
+    resumed = tune("ease", split, n_trials=4, search_space=space, storage=storage, defaults_first=True, seed=0)
+    assert sum(bool(t.get("defaults")) for t in resumed.trials) == 1 and len(resumed.trials) == 4
+    # Budget 1: the defaults only. A default outside the space is drawn instead; fixed params stay fixed.
+    one = tune("ease", split, n_trials=1, search_space=space, defaults_first=True, seed=0)
+    assert [t["params"]["l2"] for t in one.trials] == [500.0]
+    narrow = {"l2": {"type": "float", "low": 1.0, "high": 10.0}}
+    drawn = tune("ease", split, n_trials=1, search_space=narrow, published=False, defaults_first=True, seed=0)
+    assert 1.0 <= drawn.trials[0]["params"]["l2"] <= 10.0 and drawn.trials[0]["defaults"] is True
+    assert tuning.defaults_in_space({"k": {"type": "categorical", "choices": [1, 2]}, "l2": narrow["l2"]},
+                                    {"k": 2, "l2": 500.0}) == {"k": 2}
+    # The config key and its check.
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('models = ["ease"]\ndefaults_first = true\n')
+    assert load_experiment(cfg)["defaults_first"] is True
+    cfg.write_text('models = ["ease"]\ndefaults_first = 1\n')
+    with pytest.raises(DataError, match="defaults_first"):
+        load_experiment(cfg)
 
 
 def test_wide_space_is_used_when_declared(split: Split, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -171,6 +171,7 @@ def experiment_record(
     description: str = "",
     search_spaces: Mapping[str, Mapping[str, Any]] | None = None,
     wide: bool = False,
+    defaults_first: bool = False,
 ) -> dict[str, Any]:
     """The effective experiment as a config dict: :func:`experiment_toml` of it reproduces the run."""
     data = data_record(spec)
@@ -190,6 +191,8 @@ def experiment_record(
         out["skip_missing_models"] = True
     if wide:
         out["wide"] = True
+    if defaults_first:
+        out["defaults_first"] = True
     out["data"] = data
     out["protocol"] = proto
     params = {name: dict(p) for name, p in models.items() if p}
@@ -243,6 +246,7 @@ def compare(
     description: str = "",
     search_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     wide: bool = False,
+    defaults_first: bool = False,
 ) -> dict[str, Any]:
     """Run the comparison protocol of the module docstring and return a JSON-ready result.
 
@@ -276,6 +280,9 @@ def compare(
         around good defaults). A model searched in its own space also runs its ``published_configs`` first.
     wide
         Search ``search_space_wide`` for the models that declare one (others: their ``search_space``).
+    defaults_first
+        Each model's first trial is its defaults (:func:`gan4rec.tuning.tune`'s ``defaults_first``), so a
+        small budget never leaves a model on draws worse than its defaults.
 
     Returns
     -------
@@ -292,7 +299,7 @@ def compare(
     t_start = time.perf_counter()
     wanted, skipped = _available_models(models, skip_missing)
     seed_list = _seed_list(seeds)
-    spaces = _search_spaces(wanted, search_spaces or {}, wide)
+    spaces = _search_spaces(wanted, search_spaces or {}, wide, defaults_first)
     protocol, k = _checked_protocol(protocol, spec, wanted, spaces, trials=trials, splits=splits,
                                     timeout_per_model=timeout_per_model)
     acc = _Runs(wanted)
@@ -305,7 +312,8 @@ def compare(
     summary = _summarise_cold(acc, wanted, protocol.metric) if cold else _summarise(acc, wanted, protocol.metric, k)
     record = experiment_record(wanted, spec, protocol, seeds=seed_list, trials=int(trials), splits=int(splits),
                                timeout_per_model=timeout_per_model, skip_missing=skip_missing,
-                               description=description, search_spaces=search_spaces, wide=wide)
+                               description=description, search_spaces=search_spaces, wide=wide,
+                               defaults_first=defaults_first)
     out = {
         "kind": "compare",
         "description": description,
@@ -414,7 +422,7 @@ def _checked_protocol(
 
 def _run_split(
     acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]],
-    spaces: Mapping[str, tuple[dict[str, Any], bool]], *, splits: int,
+    spaces: Mapping[str, tuple[dict[str, Any], bool, bool]], *, splits: int,
     seed_list: list[int], trials: int, timeout: float | None, k: int, device: str | None,
 ) -> None:
     """Split ``s``: make it, then tune every model on its validation and refit + test it once per seed."""
@@ -469,7 +477,7 @@ def _run_split(
 
 def _run_cold_split(
     acc: _Runs, s: int, spec: DataSpec, proto_s: Protocol, wanted: Mapping[str, dict[str, Any]],
-    spaces: Mapping[str, tuple[dict[str, Any], bool]], *, splits: int,
+    spaces: Mapping[str, tuple[dict[str, Any], bool, bool]], *, splits: int,
     seed_list: list[int], trials: int, timeout: float | None, k: int, device: str | None,
 ) -> None:
     """:func:`_run_split` on a cold-start split: tune on the cold objective, then run_cold per seed, and
@@ -594,9 +602,11 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
 
 
 def _search_spaces(
-    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool
-) -> dict[str, tuple[dict[str, Any], bool]]:
-    """Each model's search space (fixed params taken out) and whether it is the model's own declared one."""
+    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool,
+    defaults_first: bool = False,
+) -> dict[str, tuple[dict[str, Any], bool, bool]]:
+    """Each model's search space (fixed params taken out), whether it is the model's own declared one (its
+    published configs then run first) and whether its defaults run first."""
     from gan4rec.models import MODELS
 
     for name in given:
@@ -613,12 +623,12 @@ def _search_spaces(
             space = dict(cls.search_space_wide)  # type: ignore[attr-defined]
         else:
             space = dict(cls.search_space)
-        out[name] = ({p: spec for p, spec in space.items() if p not in fixed}, own)
+        out[name] = ({p: spec for p, spec in space.items() if p not in fixed}, own, defaults_first)
     return out
 
 
 def _tune_one(
-    name: str, fixed: dict[str, Any], space: tuple[dict[str, Any], bool], split: Any, protocol: Protocol, *,
+    name: str, fixed: dict[str, Any], space: tuple[dict[str, Any], bool, bool], split: Any, protocol: Protocol, *,
     trials: int, timeout: float | None, seed: int, device: str | None,
 ) -> tuple[dict[str, Any], Any]:
     """Tune one model on validation; a model with nothing to search keeps its defaults + fixed params.
@@ -642,7 +652,8 @@ def _tune_one(
              f", {timeout:g} s time box" if timeout is not None else "")
     try:
         res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
-                   search_space=space[0], published=space[1], timeout=timeout, seed=seed, device=device,
+                   search_space=space[0], published=space[1], defaults_first=space[2], timeout=timeout, seed=seed,
+                   device=device,
                    valid_repeats=protocol.valid_repeats)
     except TimeBoxError as e:
         log.warning("%s: %s; running it with its defaults + fixed params instead", name, e)

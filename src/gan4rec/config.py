@@ -21,7 +21,7 @@ __all__ = ["EXPERIMENT_KEYS", "load_config", "load_experiment"]
 #: Top-level keys an experiment config may hold.
 EXPERIMENT_KEYS: tuple[str, ...] = (
     "description", "models", "params", "model_configs", "seeds", "trials", "splits", "timeout_per_model",
-    "skip_missing_models", "data", "protocol", "search_space", "wide",
+    "skip_missing_models", "data", "protocol", "search_space", "wide", "defaults_first",
 )
 
 
@@ -69,6 +69,7 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
       ``type = "int"``, or ``type = "categorical", choices = [...]``), replacing model ``NAME``'s declared
       search space (:func:`gan4rec.tuning.suggest` reads them).
     - ``wide``: search ``search_space_wide`` for the models that declare one.
+    - ``defaults_first``: each model's first trial is its defaults (then the sampler's draws).
     - ``[data]``: the :class:`~gan4rec.experiment.DataSpec` fields (``dataset``, ``train``, ``test``,
       ``format``..., ``item_features`` with ``item_features_text``, ``max_features``, ``min_df``). Paths are
       relative to the current working directory.
@@ -147,6 +148,8 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
         out["skip_missing_models"] = _expect(cfg["skip_missing_models"], bool, p, "skip_missing_models", "true or false")
     if "wide" in cfg:
         out["wide"] = _expect(cfg["wide"], bool, p, "wide", "true or false")
+    if "defaults_first" in cfg:
+        out["defaults_first"] = _expect(cfg["defaults_first"], bool, p, "defaults_first", "true or false")
     if "search_space" in cfg:
         out["search_space"] = _search_space_tables(cfg["search_space"], p)
     for table_name, cls in (("data", DataSpec), ("protocol", Protocol)):

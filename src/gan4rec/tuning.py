@@ -168,6 +168,7 @@ def tune(
     search_space: dict[str, dict[str, Any]] | None = None,
     wide: bool = False,
     published: bool = True,
+    defaults_first: bool = False,
     timeout: float | None = None,
     storage: str | None = None,
     study_name: str | None = None,
@@ -200,6 +201,12 @@ def tune(
         as the trial's params (so the sampler learns from them); the others (outside the space, or a value
         the space does not contain) are applied on top and recorded in the trial's params; fixed params
         override them all.
+    defaults_first
+        Run the model's defaults as the very first trial (before any published config): the searched
+        params whose default the space can take get it, the others are drawn by the sampler, and fixed
+        params are fixed as always. A small budget then always contains the defaults, so a model cannot
+        lose to a worse draw it happened to start from. Skipped in a resumed study that already ran it; the
+        trial's record says ``"defaults": true``.
     timeout
         The time box, in seconds: no trial starts after it, and a running trial of an epoch-based model
         stops at its next validation past it (recorded as pruned, user attr ``stopped = "time box"``).
@@ -244,8 +251,13 @@ def tune(
         # Nothing to search: one trial gives the validation score; more would repeat it.
         n_trials = 1
     done = sum(t.state.is_finished() for t in study.trials)
-    if published and space and done < n_trials:
-        _enqueue_published(study, model_name, space, fixed, budget=n_trials - done)
+    queued = 0
+    if defaults_first and space and done < n_trials \
+            and not any(t.user_attrs.get("defaults") for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial(defaults_in_space(space, cls.default_params()), user_attrs={"defaults": True})
+        queued = 1
+    if published and space and done + queued < n_trials:
+        _enqueue_published(study, model_name, space, fixed, budget=n_trials - done - queued)
     t0 = time.perf_counter()
     deadline = None if timeout is None else t0 + timeout
     objective = _Objective(model_name, space, fixed, carvings, metric=metric, ks=ks, seed=seed, device=device,
@@ -288,6 +300,11 @@ def _check_tune_args(model_name: str, n_trials: int, metric: str, ks: tuple[int,
     except ValueError:
         raise DataError(f"metric must look like 'NDCG@20', got {metric!r}") from None
     return tuple(sorted(set(ks) | {k}))
+
+
+def defaults_in_space(space: dict[str, dict[str, Any]], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` of the params of ``space`` whose default the space can take (a first trial to enqueue)."""
+    return {name: defaults[name] for name, spec in space.items() if name in defaults and _contains(spec, defaults[name])}
 
 
 def _contains(spec: dict[str, Any], value: Any) -> bool:
@@ -487,7 +504,8 @@ def _trial_records(study: Any) -> list[dict[str, Any]]:
          "valid_metrics": t.user_attrs.get("valid_metrics"),
          **({"valid_repeats": t.user_attrs["valid_repeats"]} if "valid_repeats" in t.user_attrs else {}),
          **({"stopped": t.user_attrs["stopped"]} if "stopped" in t.user_attrs else {}),
-         **({"published": t.user_attrs["published"]} if "published" in t.user_attrs else {})}
+         **({"published": t.user_attrs["published"]} if "published" in t.user_attrs else {}),
+         **({"defaults": True} if t.user_attrs.get("defaults") else {})}
         for t in study.get_trials(deepcopy=False) if t.state.is_finished()
     ]
 

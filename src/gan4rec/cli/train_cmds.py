@@ -73,6 +73,8 @@ def _add_tune_compare_demo(sub: Any) -> None:
                          "next validation (recorded as pruned)")
     tu.add_argument("--wide-space", action="store_true",
                     help="search the model's wider search space (search_space_wide) where it declares one")
+    tu.add_argument("--defaults-first", action="store_true",
+                    help="make the first trial the model's defaults (then the sampler's draws)")
     tu.add_argument("--storage", default=None, help="Optuna storage to resume, e.g. sqlite:///tune.db")
     tu.add_argument("--no-prune", action="store_true",
                     help="never abandon a trial early (default: median pruning of epoch-based models)")
@@ -101,6 +103,8 @@ def _add_tune_compare_demo(sub: Any) -> None:
     c.add_argument("--metric", type=metric_name, default=None, help="metric to tune, rank and test (default NDCG@20)")
     c.add_argument("--wide-space", action="store_true",
                    help="search search_space_wide for the models that declare one (default: the config's wide)")
+    c.add_argument("--defaults-first", action="store_true",
+                   help="make each model's first trial its defaults (default: the config's defaults_first)")
     c.add_argument("--refit", choices=["full", "none"], default=None)
     c.add_argument("--report", metavar="DIR", help="write DIR/report.html (+ results.json, experiment.toml)")
     c.add_argument("--json", type=output_file, metavar="FILE", help="write the result as JSON")
@@ -256,7 +260,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     split, data_info = load_split(spec, protocol)
     tuned = tune(model_name, split, n_trials=args.trials, metric=protocol.metric, ks=protocol.ks,
                  fixed_params=params, timeout=args.timeout, storage=args.storage, seed=0, device=args.device,
-                 valid_repeats=protocol.valid_repeats, prune=not args.no_prune, wide=args.wide_space)
+                 valid_repeats=protocol.valid_repeats, prune=not args.no_prune, wide=args.wide_space,
+                 defaults_first=args.defaults_first)
     # On a cold-items split the value is the cold objective (gan4rec.experiment.cold_objective).
     what = f"cold objective (mean of warm and cold {tuned.metric}; warm only for a CF model)" \
         if protocol.split == "cold-items" else tuned.metric
@@ -331,7 +336,8 @@ def _run_compare(
     result = compare(models, spec, protocol, seeds=seeds, trials=trials, splits=splits, timeout_per_model=timeout,
                      config=exp.get("source"), device=args.device, skip_missing=skip_missing,
                      description=description, search_spaces=exp.get("search_space"),
-                     wide=bool(getattr(args, "wide_space", False) or exp.get("wide", False)))
+                     wide=bool(getattr(args, "wide_space", False) or exp.get("wide", False)),
+                     defaults_first=bool(getattr(args, "defaults_first", False) or exp.get("defaults_first", False)))
     print(leaderboard_text(result))
     if report:
         from gan4rec.report import write_report
