@@ -18,6 +18,8 @@ Each ``--runs`` item is ``NAME=RESULTS.json`` (its per-user values in ``RESULTS.
         --runs ml-latest-small=benchmarks/results/cold-ml-latest-small-t10.json \\
                citeulike-t=benchmarks/results/cold-citeulike-t-t1.json \\
         --json benchmarks/results/cold-significance.json
+
+``--seeds citeulike-t=0,1,2`` restricts a run to those seeds (a registered analysis of a file that later grew).
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ TASKS = ("warm", "cold", "overall")
 METRIC = "NDCG@20"
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return [r for r in json.loads(path.read_text())["rows"] if "error" not in r and "test" in r]
+def _rows(path: Path, seeds: set[int] | None = None) -> list[dict[str, Any]]:
+    return [r for r in json.loads(path.read_text())["rows"]
+            if "error" not in r and "test" in r and (seeds is None or r.get("seed", 0) in seeds)]
+
+
+def _per_user(path: Path, seeds: set[int] | None = None) -> dict[str, Any]:
+    per_user = json.loads(path.with_suffix(".peruser.json").read_text())
+    return {k: v for k, v in per_user.items() if seeds is None or int(k.split("/")[1]) in seeds}
 
 
 def best_non_gan(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
@@ -129,7 +137,13 @@ def main() -> int:
     p.add_argument("--runs", nargs="+", required=True, help="NAME=RESULTS.json, one per dataset")
     p.add_argument("--json", help="write the tests and the means here")
     p.add_argument("--markdown", action="store_true", help="also print each run's table for BENCHMARKS.md")
+    p.add_argument("--seeds", action="append", default=[], metavar="NAME=S,S,...",
+                   help="use only these seeds of run NAME, e.g. citeulike-t=0,1,2 (default: every seed in its file)")
     args = p.parse_args()
+    only: dict[str, set[int]] = {}
+    for item in args.seeds:
+        name, _, seeds = item.partition("=")
+        only[name] = {int(x) for x in seeds.split(",") if x}
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from gan4rec.evaluation.significance import holm
 
@@ -138,8 +152,8 @@ def main() -> int:
     for spec in args.runs:
         name, _, path_s = spec.partition("=")
         path = Path(path_s)
-        rows = _rows(path)
-        per_user = json.loads(path.with_suffix(".peruser.json").read_text())
+        rows = _rows(path, only.get(name))
+        per_user = _per_user(path, only.get(name))
         best, valid = best_non_gan(rows)
         means[name] = {"models": model_means(rows), "best_non_gan": best, "valid_overall_seed0": valid}
         tests.append({"question": "Q1", "data": name, **compare(per_user, CANDIDATE, best, "overall")})
@@ -152,7 +166,7 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
         for spec in args.runs:
             name, _, path_s = spec.partition("=")
-            print(f"\n{name}:\n\n{markdown_table(_rows(Path(path_s)))}")
+            print(f"\n{name}:\n\n{markdown_table(_rows(Path(path_s), only.get(name)))}")
     for name, m in means.items():
         print(f"\n{name}: test {METRIC}, mean over seeds (best non-GAN hybrid on seed-0 validation overall: "
               f"{m['best_non_gan']})")
