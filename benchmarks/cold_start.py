@@ -316,8 +316,11 @@ def _parent(args: argparse.Namespace) -> int:
     rerun = [*models, BACKBONE_ROW] if set(models) & set(ON_BACKBONE) else models
     now = {(m, s) for m in rerun for s in seeds}
     if args.json and Path(args.json).is_file():
-        out["rows"] = [r for r in json.loads(Path(args.json).read_text()).get("rows", [])
-                       if (r.get("model"), r.get("seed", 0)) not in now]
+        # Merge: every other key of the file stays (its first command, notes); this command is added to
+        # ``more_commands``, and its rows replace only the (model, seed) rows it reruns.
+        before = json.loads(Path(args.json).read_text())
+        out = {**before, "more_commands": [*before.get("more_commands", []), out["command"]]}
+        out["rows"] = [r for r in before.get("rows", []) if (r.get("model"), r.get("seed", 0)) not in now]
         pu = Path(args.json).with_suffix(".peruser.json")
         if pu.is_file():
             per_user = {k: v for k, v in json.loads(pu.read_text()).items()
