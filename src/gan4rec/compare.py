@@ -189,10 +189,7 @@ def experiment_record(
         out["timeout_per_model"] = float(timeout_per_model)
     if skip_missing:
         out["skip_missing_models"] = True
-    if wide:
-        out["wide"] = True
-    if defaults_first:
-        out["defaults_first"] = True
+    out.update({key: True for key, on in (("wide", wide), ("defaults_first", defaults_first)) if on})
     out["data"] = data
     out["protocol"] = proto
     params = {name: dict(p) for name, p in models.items() if p}
@@ -281,8 +278,7 @@ def compare(
     wide
         Search ``search_space_wide`` for the models that declare one (others: their ``search_space``).
     defaults_first
-        Each model's first trial is its defaults (:func:`gan4rec.tuning.tune`'s ``defaults_first``), so a
-        small budget never leaves a model on draws worse than its defaults.
+        Each model's first trial is its defaults (:func:`gan4rec.tuning.tune`'s ``defaults_first``).
 
     Returns
     -------
@@ -602,11 +598,9 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
 
 
 def _search_spaces(
-    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool,
-    defaults_first: bool = False,
+    wanted: Mapping[str, Mapping[str, Any]], given: Mapping[str, Mapping[str, Any]], wide: bool, defaults_first: bool
 ) -> dict[str, tuple[dict[str, Any], bool, bool]]:
-    """Each model's search space (fixed params taken out), whether it is the model's own declared one (its
-    published configs then run first) and whether its defaults run first."""
+    """Each model's (search space without fixed params, own space: published configs run first, defaults first)."""
     from gan4rec.models import MODELS
 
     for name in given:
@@ -653,14 +647,12 @@ def _tune_one(
     try:
         res = tune(name, split, n_trials=trials, metric=protocol.metric, ks=protocol.ks, fixed_params=fixed,
                    search_space=space[0], published=space[1], defaults_first=space[2], timeout=timeout, seed=seed,
-                   device=device,
-                   valid_repeats=protocol.valid_repeats)
+                   device=device, valid_repeats=protocol.valid_repeats)
     except TimeBoxError as e:
         log.warning("%s: %s; running it with its defaults + fixed params instead", name, e)
         return {"tuned": False, "reason": f"time box: {e}", "best_params": dict(fixed), "best_value": None,
                 "n_trials": e.n_run, "n_time_boxed": e.n_time_boxed, "n_requested": trials, "timed_out": True,
-                "seconds": float(timeout or 0.0),
-                "trials": []}, None
+                "seconds": float(timeout or 0.0), "trials": []}, None
     log.info("%s: best validation %s = %.4f; %s (%.1f s)", name,
              "cold objective" if protocol.split == "cold-items" else res.metric, res.best_value, res.summary(),
              res.seconds)
